@@ -1,0 +1,76 @@
+"""Services the worker starts before the Faust app: shared resources and the health server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from aiohttp import web
+from mode import Service
+
+from pipeline.resources import Resources, open_resources
+from pipeline.settings import Settings
+
+
+class ResourcesService(Service):
+    """Opens the Postgres pool, Kafka producer and Redis client; closes them after the app stops."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._resources: Resources | None = None
+
+    @property
+    def resources(self) -> Resources:
+        if self._resources is None:
+            raise RuntimeError("resources are not open yet")
+        return self._resources
+
+    async def on_start(self) -> None:
+        self._resources = await open_resources(self._settings)
+
+    async def on_stop(self) -> None:
+        if self._resources is not None:
+            await self._resources.close()
+            self._resources = None
+
+
+def readiness(app: faust.App) -> tuple[bool, str]:
+    """Ready once table recovery finished and this worker holds partitions outside a rebalance."""
+    if not app.tables.recovery.completed.is_set():
+        return False, "recovering tables"
+    if app.rebalancing:
+        return False, "rebalancing"
+    if not app.consumer.assignment():
+        return False, "no partitions assigned"
+    return True, "ready"
+
+
+class HealthService(Service):
+    """`/healthz` and `/readyz` on their own port, up before recovery so liveness never waits for it."""
+
+    def __init__(self, app: faust.App, port: int, host: str = "0.0.0.0", **kwargs: Any) -> None:  # noqa: S104
+        super().__init__(**kwargs)
+        self._app = app
+        self._port = port
+        self._host = host
+        self._runner: web.AppRunner | None = None
+
+    async def on_start(self) -> None:
+        web_app = web.Application()
+        web_app.router.add_get("/healthz", self._healthz)
+        web_app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(web_app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port).start()
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ready, detail = readiness(self._app)
+        return web.json_response({"status": detail}, status=200 if ready else 503)

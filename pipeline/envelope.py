@@ -1,0 +1,99 @@
+"""The envelope the ingress wraps around a verified webhook: raw bytes plus what was learned."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from pipeline.errors import EnvelopeError
+
+ENVELOPE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One verified delivery as it travels on the raw topic; `body` is exactly the bytes received."""
+
+    platform: str
+    shop_id: str
+    topic: str
+    delivery_id: str
+    received_at_ms: int
+    entity_key: str
+    body: bytes
+    event_id: str | None = None
+    api_version: str | None = None
+    triggered_at: str | None = None
+    malformed: bool = False
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.platform}|{self.shop_id}|{self.delivery_id}"
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Serialize; the body stays a readable string when it is UTF-8 and base64 otherwise."""
+    fields: dict[str, Any] = asdict(envelope)
+    body: bytes = fields.pop("body")
+    try:
+        fields["body"] = body.decode("utf-8")
+        fields["body_encoding"] = "utf-8"
+    except UnicodeDecodeError:
+        fields["body"] = base64.b64encode(body).decode("ascii")
+        fields["body_encoding"] = "base64"
+    fields["v"] = ENVELOPE_VERSION
+    return orjson.dumps(fields)
+
+
+_REQUIRED = ("platform", "shop_id", "topic", "delivery_id", "received_at_ms", "entity_key", "body")
+_OPTIONAL = ("event_id", "api_version", "triggered_at")
+
+
+def decode(raw: bytes) -> Envelope:
+    """Parse a raw-topic value; anything that is not a v1 envelope raises EnvelopeError."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"envelope is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EnvelopeError("envelope is not a JSON object")
+    if data.get("v") != ENVELOPE_VERSION:
+        raise EnvelopeError(f"unsupported envelope version {data.get('v')!r}")
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
+    body_text = data["body"]
+    if not isinstance(body_text, str):
+        raise EnvelopeError("envelope body is not a string")
+    encoding = data.get("body_encoding", "utf-8")
+    if encoding == "utf-8":
+        body = body_text.encode("utf-8")
+    elif encoding == "base64":
+        try:
+            body = base64.b64decode(body_text, validate=True)
+        except binascii.Error:
+            raise EnvelopeError("envelope body is not valid base64") from None
+    else:
+        raise EnvelopeError(f"unknown body encoding {encoding!r}")
+    try:
+        return Envelope(
+            platform=str(data["platform"]),
+            shop_id=str(data["shop_id"]),
+            topic=str(data["topic"]),
+            delivery_id=str(data["delivery_id"]),
+            received_at_ms=int(data["received_at_ms"]),
+            entity_key=str(data["entity_key"]),
+            body=body,
+            malformed=bool(data.get("malformed", False)),
+            **{name: _opt_str(data.get(name)) for name in _OPTIONAL},
+        )
+    except (TypeError, ValueError) as exc:
+        raise EnvelopeError(f"envelope field has the wrong type: {exc}") from None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

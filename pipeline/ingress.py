@@ -1,0 +1,171 @@
+"""The webhook ingress: verify on the raw bytes, produce to Kafka, answer 200 only once Kafka has it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from pipeline import envelope as envelopes
+from pipeline.channels import ChannelCache, ChannelStore
+from pipeline.envelope import Envelope
+from pipeline.kafka import topic_names
+from pipeline.platforms.base import Rejection
+from pipeline.platforms.registry import adapter_for
+from pipeline.postgres import is_retriable
+from pipeline.resources import Resources, open_resources
+from pipeline.settings import Settings
+
+log = logging.getLogger("pipeline.ingress")
+
+SETTINGS = web.AppKey("settings", Settings)
+RESOURCES = web.AppKey("resources", Resources)
+CHANNELS = web.AppKey("channels", ChannelCache)
+RETRY_AFTER_S = "5"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, code: str, detail: str, **headers: str) -> web.Response:
+    body = orjson.dumps({"error": code, "detail": detail})
+    return web.Response(
+        status=status, body=body, content_type="application/json", headers=headers or None
+    )
+
+
+_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 413: "payload_too_large"}
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal is a JSON 4xx with a reason; an unexpected fault is logged, never leaked."""
+    try:
+        return await handler(request)
+    except Rejection as rej:
+        return _error(rej.status, _CODES.get(rej.status, "rejected"), rej.reason)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "payload_too_large", "body exceeds the size limit")
+    except web.HTTPException as exc:
+        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/{platform}[/anything]: one delivery from a marketplace."""
+    started = time.perf_counter()
+    settings = request.app[SETTINGS]
+    platform = request.match_info["platform"]
+    adapter = adapter_for(platform)
+    if adapter is None:
+        raise Rejection(404, f"unknown platform {platform[:40]!r}")
+    if (request.content_length or 0) > settings.ingress_max_body_bytes:
+        raise Rejection(413, f"body exceeds {settings.ingress_max_body_bytes} bytes")
+    body = await request.read()
+    headers = request.headers
+    shop_id = adapter.shop_of(headers, body)
+    try:
+        channel = await request.app[CHANNELS].get(platform, shop_id)
+    except Exception as exc:
+        if not is_retriable(exc):
+            raise
+        log.warning("channel lookup failed", extra={"platform": platform, "error": repr(exc)})
+        return _error(
+            503, "unavailable", "channel store unavailable", **{"Retry-After": RETRY_AFTER_S}
+        )
+    if channel is None:
+        raise Rejection(404, f"unknown {platform} shop")
+    if not adapter.verify(channel.secrets, headers, body):
+        log.info("signature rejected", extra={"platform": platform, "shop_id": shop_id})
+        raise Rejection(401, "signature missing or invalid")
+    info = adapter.describe(shop_id, headers, body)
+    item = Envelope(
+        platform=platform,
+        shop_id=shop_id,
+        topic=info.topic,
+        delivery_id=info.delivery_id,
+        received_at_ms=int(time.time() * 1000),
+        entity_key=info.entity_key,
+        body=body,
+        event_id=info.event_id,
+        api_version=info.api_version,
+        triggered_at=info.triggered_at,
+        malformed=info.malformed,
+    )
+    fields = {
+        "delivery_id": item.delivery_id,
+        "platform": platform,
+        "shop_id": shop_id,
+        "topic": item.topic,
+    }
+    try:
+        await asyncio.wait_for(_produce(request.app, item), settings.ingress_produce_timeout_s)
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("kafka did not acknowledge", extra={**fields, "error": repr(exc)})
+        return _error(
+            503,
+            "unavailable",
+            "event log unavailable, retry later",
+            **{"Retry-After": RETRY_AFTER_S},
+        )
+    log.info(
+        "webhook accepted",
+        extra={
+            **fields,
+            "malformed": item.malformed,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return web.json_response({"status": "accepted", "delivery_id": item.delivery_id})
+
+
+async def _produce(app: web.Application, item: Envelope) -> None:
+    resources = app[RESOURCES]
+    topic = topic_names(app[SETTINGS]).raw
+    await resources.producer.send_and_wait(
+        topic, envelopes.encode(item), key=item.entity_key.encode("utf-8")
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Kafka answers a metadata request within two seconds."""
+    producer = request.app[RESOURCES].producer
+    try:
+        ok = await asyncio.wait_for(producer.client.fetch_all_metadata(), 2.0) is not None
+    except (KafkaError, TimeoutError, OSError):
+        ok = False
+    if not ok:
+        return _error(503, "not_ready", "kafka unreachable")
+    return web.json_response({"status": "ready"})
+
+
+def create_web_app(settings: Settings, resources: Resources | None = None) -> web.Application:
+    """The ingress app; opens its own resources on startup unless given open ones (tests, bench)."""
+    app = web.Application(
+        client_max_size=settings.ingress_max_body_bytes, middlewares=[errors_middleware]
+    )
+    app[SETTINGS] = settings
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        owned = resources is None
+        res = await open_resources(settings) if resources is None else resources
+        app[RESOURCES] = res
+        app[CHANNELS] = ChannelCache(ChannelStore(res.pool), settings.channel_cache_ttl_s)
+        yield
+        if owned:
+            await res.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/webhooks/{platform}", receive_webhook)
+    app.router.add_post("/webhooks/{platform}/{tail:.*}", receive_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,1 @@
+"""Platform adapters: one module per marketplace behind the small interface in `base`."""

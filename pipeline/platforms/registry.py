@@ -1,0 +1,17 @@
+"""Which adapter serves which `/webhooks/<platform>` path: adding a platform is one line here."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pipeline.platforms.base import PlatformAdapter
+from pipeline.platforms.shopify import ShopifyAdapter
+
+ADAPTERS: Final[dict[str, PlatformAdapter]] = {
+    "shopify": ShopifyAdapter(),
+}
+
+
+def adapter_for(platform: str) -> PlatformAdapter | None:
+    """The adapter for a platform name, or None when the pipeline does not know it."""
+    return ADAPTERS.get(platform)

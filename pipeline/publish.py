@@ -1,0 +1,58 @@
+"""Publishing a batch's canonical events and dead letters to Kafka, waiting for every ack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+
+from pipeline.outcomes import DeadLetter, Outcome
+from pipeline.topics import TopicNames
+from schemas.events import to_json
+
+
+def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
+    """Kafka headers that say where a dead letter came from and why it died."""
+    src = letter.source
+    at = letter.failed_at.isoformat().encode()
+    return [
+        ("x-original-topic", src.topic.encode()),
+        ("x-original-partition", str(src.partition).encode()),
+        ("x-original-offset", str(src.offset).encode()),
+        ("x-error-class", letter.error_class.encode()),
+        ("x-error", letter.error[:2000].encode("utf-8", "replace")),
+        ("x-attempts", str(letter.attempts).encode()),
+        ("x-first-failure-at", at),
+        ("x-last-failure-at", at),
+    ]
+
+
+class Publisher:
+    """Sends with the shared idempotent producer; `publish` returns once Kafka holds everything."""
+
+    def __init__(self, producer: AIOKafkaProducer, names: TopicNames) -> None:
+        self._producer = producer
+        self._names = names
+
+    async def publish(self, outcomes: Sequence[Outcome]) -> int:
+        pending = []
+        for outcome in outcomes:
+            for event in outcome.events:
+                pending.append(
+                    await self._producer.send(
+                        self._names.orders, to_json(event), key=event.entity_key.encode()
+                    )
+                )
+            letter = outcome.dead_letter
+            if letter is not None:
+                pending.append(
+                    await self._producer.send(
+                        self._names.dead_letters,
+                        letter.source.value,
+                        key=letter.source.key,
+                        headers=dead_letter_headers(letter),
+                    )
+                )
+        await asyncio.gather(*pending)
+        return len(pending)

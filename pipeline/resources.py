@@ -1,0 +1,47 @@
+"""The shared resources (Postgres pool, Kafka producer, Redis client), opened and closed in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from pipeline.kafka import create_producer
+from pipeline.postgres import create_pool
+from pipeline.settings import Settings
+
+
+@dataclass(slots=True)
+class Resources:
+    """Open connections for one process; the ingress and the worker both use this."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    redis: Redis
+
+    async def close(self) -> None:
+        """Flush the producer, then close everything; safe to call once after open."""
+        try:
+            await self.producer.stop()
+        finally:
+            try:
+                await self.pool.close()
+            finally:
+                await self.redis.aclose()
+
+
+async def open_resources(settings: Settings) -> Resources:
+    """Connect to Postgres and Kafka (failing fast if absent); Redis connects on first use."""
+    pool = await create_pool(settings)
+    producer = create_producer(settings)
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        await pool.close()
+        raise
+    redis = Redis.from_url(settings.redis_url.value)
+    return Resources(settings=settings, pool=pool, producer=producer, redis=redis)

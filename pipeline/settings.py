@@ -1,0 +1,132 @@
+"""One typed settings object: the only reader of the process environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A string that never shows itself in logs, reprs or tracebacks."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+def _masked_url(url: str) -> str:
+    """The URL with any password replaced, for logs and CLI output."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the ingress, the worker and the CLI need to know about their world."""
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: Secret = Secret("postgresql://postgres@127.0.0.1:5432/pipeline")
+    redis_url: Secret = Secret("redis://127.0.0.1:6379/0")
+    topic_prefix: str = ""
+    partitions: int = 6
+    replication_factor: int = 1
+    app_id: str = "commerce-pipeline"
+    dedupe_window_hours: float = 72.0
+    table_store: str = "memory://"
+    table_data_dir: str = ".run/tables"
+    worker_web_port: int = 6066
+    batch_max: int = 500
+    batch_within_s: float = 0.2
+    ingress_max_body_bytes: int = 1024 * 1024
+    ingress_produce_timeout_s: float = 3.0
+    channel_cache_ttl_s: float = 30.0
+    db_pool_max: int = 10
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @property
+    def database_dsn(self) -> str:
+        return self.database_url.value
+
+    @property
+    def database_url_masked(self) -> str:
+        return _masked_url(self.database_url.value)
+
+    @property
+    def dedupe_window_s(self) -> float:
+        return self.dedupe_window_hours * 3600.0
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and CLI flags use this)."""
+        return replace(self, **changes)
+
+
+_ENV: dict[str, str] = {
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "topic_prefix": "PIPELINE_TOPIC_PREFIX",
+    "partitions": "PIPELINE_PARTITIONS",
+    "replication_factor": "PIPELINE_REPLICATION_FACTOR",
+    "app_id": "PIPELINE_APP_ID",
+    "dedupe_window_hours": "DEDUPE_WINDOW_HOURS",
+    "table_store": "TABLE_STORE",
+    "table_data_dir": "TABLE_DATA_DIR",
+    "worker_web_port": "WORKER_WEB_PORT",
+    "batch_max": "SINK_BATCH_MAX",
+    "batch_within_s": "SINK_BATCH_WITHIN_S",
+    "ingress_max_body_bytes": "INGRESS_MAX_BODY_BYTES",
+    "ingress_produce_timeout_s": "INGRESS_PRODUCE_TIMEOUT_S",
+    "channel_cache_ttl_s": "CHANNEL_CACHE_TTL_S",
+    "db_pool_max": "DB_POOL_MAX",
+    "log_level": "LOG_LEVEL",
+    "log_format": "LOG_FORMAT",
+}
+
+ENV_VARS: tuple[str, ...] = tuple(_ENV.values())
+
+
+def _convert(name: str, env: str, raw: str, kind: type) -> Any:
+    try:
+        value: Any = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{env}={raw!r} is not a valid {kind.__name__}") from None
+    if kind in (int, float) and value <= 0:
+        raise SettingsError(f"{env}={raw!r} must be greater than zero")
+    if name == "log_format" and value not in ("json", "text"):
+        raise SettingsError(f"{env}={raw!r} must be 'json' or 'text'")
+    if name == "table_store" and value not in ("memory://", "rocksdb://"):
+        raise SettingsError(f"{env}={raw!r} must be 'memory://' or 'rocksdb://'")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment; unset or empty variables keep their defaults."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    kinds = {f.name: f.type for f in fields(Settings)}
+    for name, var in _ENV.items():
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        kind_name = kinds[name]
+        if kind_name == "Secret":
+            values[name] = Secret(raw)
+            continue
+        kind = {"int": int, "float": float, "str": str}[str(kind_name)]
+        values[name] = _convert(name, var, raw, kind)
+    return Settings(**values)

@@ -1,0 +1,176 @@
+"""The Postgres sink: a batch of outcomes becomes rows in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import asyncpg
+
+from pipeline import sql
+from pipeline.outcomes import AuditRecord, Outcome
+from schemas.events import to_json
+from schemas.orders import Order, OrderEvent
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What the transaction did: rows per status, and events that were new."""
+
+    statuses: dict[str, int]
+    new_events: int
+
+
+class PostgresSink:
+    """Writes outcomes idempotently: replaying a batch changes nothing."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def write(self, outcomes: Sequence[Outcome]) -> WriteResult:
+        """One transaction for the whole batch; raises on any database error (nothing written)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            events = _first_claims(outcomes)
+            new_ids = await _insert_events(conn, events)
+            chosen = _newest_per_order(events)
+            applied = await _upsert_orders(conn, chosen)
+            await _replace_lines(conn, [e.order for e in chosen if e.order.row_id in applied])
+            stale = {e.order.row_id for e in chosen} - applied
+            audits = _final_audits(outcomes, new_ids, stale)
+            await _insert_audits(conn, audits)
+        statuses: dict[str, int] = {}
+        for audit in audits:
+            statuses[audit.status] = statuses.get(audit.status, 0) + 1
+        return WriteResult(statuses=statuses, new_events=len(new_ids))
+
+
+def _first_claims(outcomes: Sequence[Outcome]) -> list[OrderEvent]:
+    """Each event id once per batch, claimed by the first delivery that carries it."""
+    seen: set[uuid.UUID] = set()
+    claims = []
+    for outcome in outcomes:
+        for event in outcome.events:
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                claims.append(event)
+    return claims
+
+
+async def _insert_events(conn: asyncpg.Connection, events: list[OrderEvent]) -> set[uuid.UUID]:
+    if not events:
+        return set()
+    rows = await conn.fetch(
+        sql.INSERT_EVENTS,
+        [e.event_id for e in events],
+        [e.type for e in events],
+        [e.order.platform for e in events],
+        [e.order.shop_id for e in events],
+        ["order"] * len(events),
+        [e.order.external_id for e in events],
+        [e.source.delivery_id for e in events],
+        [to_json(e).decode("utf-8") for e in events],
+        [e.occurred_at for e in events],
+    )
+    return {r["event_id"] for r in rows}
+
+
+def _newest_per_order(events: list[OrderEvent]) -> list[OrderEvent]:
+    """One snapshot per order (an upsert may touch a row once): the newest, later one on ties."""
+    newest: dict[uuid.UUID, OrderEvent] = {}
+    for event in events:
+        key = event.order.row_id
+        held = newest.get(key)
+        if held is None or _version(event.order) >= _version(held.order):
+            newest[key] = event
+    return list(newest.values())
+
+
+def _version(order: Order) -> float:
+    return order.source_updated_at.timestamp() if order.source_updated_at else float("-inf")
+
+
+async def _upsert_orders(conn: asyncpg.Connection, chosen: list[OrderEvent]) -> set[uuid.UUID]:
+    """Offer each order's newest snapshot; returns the orders whose row took it."""
+    if not chosen:
+        return set()
+    orders = [e.order for e in chosen]
+    rows = await conn.fetch(
+        sql.UPSERT_ORDERS,
+        [o.row_id for o in orders],
+        [o.platform for o in orders],
+        [o.shop_id for o in orders],
+        [o.external_id for o in orders],
+        [o.order_number for o in orders],
+        [o.status for o in orders],
+        [o.financial_status for o in orders],
+        [o.fulfillment_status for o in orders],
+        [o.currency for o in orders],
+        [o.total_amount for o in orders],
+        [o.subtotal_amount for o in orders],
+        [o.total_tax for o in orders],
+        [o.customer_email for o in orders],
+        [o.placed_at for o in orders],
+        [o.cancelled_at for o in orders],
+        [o.source_updated_at for o in orders],
+        [e.event_id for e in chosen],
+    )
+    return {r["id"] for r in rows}
+
+
+async def _replace_lines(conn: asyncpg.Connection, orders: list[Order]) -> None:
+    if not orders:
+        return
+    await conn.execute(sql.DELETE_ORDER_LINES, [o.row_id for o in orders])
+    lines = [(order.row_id, line) for order in orders for line in order.lines]
+    if not lines:
+        return
+    await conn.execute(
+        sql.INSERT_ORDER_LINES,
+        [oid for oid, _ in lines],
+        [ln.external_line_id for _, ln in lines],
+        [ln.variant_id for _, ln in lines],
+        [ln.product_id for _, ln in lines],
+        [ln.sku for _, ln in lines],
+        [ln.title for _, ln in lines],
+        [ln.quantity for _, ln in lines],
+        [ln.unit_price for _, ln in lines],
+    )
+
+
+def _final_audits(
+    outcomes: Sequence[Outcome], new_ids: set[uuid.UUID], stale: set[uuid.UUID]
+) -> list[AuditRecord]:
+    """COMPLETED unless every event was already known (DUPLICATE) or the state held newer (STALE)."""
+    audits = []
+    for outcome in outcomes:
+        audit = outcome.audit
+        if audit is None:
+            continue
+        if audit.status == "COMPLETED" and outcome.events:
+            if not any(e.event_id in new_ids for e in outcome.events):
+                audit = replace(audit, status="DUPLICATE")
+            elif all(e.order.row_id in stale for e in outcome.events):
+                audit = replace(audit, status="STALE", error="a newer version is already stored")
+        audits.append(audit)
+    return audits
+
+
+async def _insert_audits(conn: asyncpg.Connection, audits: list[AuditRecord]) -> None:
+    if not audits:
+        return
+    await conn.execute(
+        sql.INSERT_WEBHOOK_EVENTS,
+        [a.platform for a in audits],
+        [a.shop_id for a in audits],
+        [a.topic for a in audits],
+        [a.delivery_id for a in audits],
+        [a.source_event_id for a in audits],
+        [a.entity_key for a in audits],
+        [a.status for a in audits],
+        [a.error for a in audits],
+        [a.received_at for a in audits],
+        [a.source.topic for a in audits],
+        [a.source.partition for a in audits],
+        [a.source.offset for a in audits],
+    )

@@ -1,0 +1,58 @@
+"""Topic names, consumer groups and table names: the one leaf module that spells them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RAW_WEBHOOKS = "webhooks.raw"
+ORDER_EVENTS = "commerce.orders"
+DEAD_LETTERS = "webhooks.dlq"
+DEDUPE_TABLE = "seen-deliveries"
+
+# A body may reach 1 MiB and JSON escaping can double it; the broker default (1 MiB) is too small.
+RAW_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+RAW_RETENTION_MS = 14 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic the pipeline owns, with the partition count and configs it must have."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The concrete topic names for one deployment (a prefix isolates tests and tenants)."""
+
+    prefix: str = ""
+
+    @property
+    def raw(self) -> str:
+        return self.prefix + RAW_WEBHOOKS
+
+    @property
+    def orders(self) -> str:
+        return self.prefix + ORDER_EVENTS
+
+    @property
+    def dead_letters(self) -> str:
+        return self.prefix + DEAD_LETTERS
+
+
+def topic_specs(names: TopicNames, partitions: int, replication_factor: int) -> list[TopicSpec]:
+    """Every topic the pipeline creates itself (Faust creates its table changelog)."""
+    big = {
+        "max.message.bytes": str(RAW_MAX_MESSAGE_BYTES),
+        "retention.ms": str(RAW_RETENTION_MS),
+    }
+    if replication_factor > 1:
+        big["min.insync.replicas"] = "2"
+    return [
+        TopicSpec(names.raw, partitions, replication_factor, dict(big)),
+        TopicSpec(names.orders, partitions, replication_factor, dict(big)),
+        TopicSpec(names.dead_letters, partitions, replication_factor, dict(big)),
+    ]

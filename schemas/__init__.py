@@ -1,0 +1,1 @@
+"""Canonical commerce event records and the SQL migrations: the product's contract."""
