@@ -46,9 +46,10 @@ def create_faust_app(settings: Settings, resources: ResourcesService) -> faust.A
     table = app.Table(DEDUPE_TABLE, default=None, partitions=settings.partitions)
     seen = TableSeenDeliveries(table, settings.dedupe_window_s)
 
-    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
-    async def _on_assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+    def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         seen.forget_assignment()
+
+    app.on_partitions_assigned.connect(on_assigned)
 
     async def process_webhooks(stream: Any) -> None:
         res = resources.resources

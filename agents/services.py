@@ -37,7 +37,7 @@ class ResourcesService(Service):
 
 def readiness(app: faust.App) -> tuple[bool, str]:
     """Ready once table recovery finished and this worker holds partitions outside a rebalance."""
-    if not app.tables.recovery.completed.is_set():
+    if not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
         return False, "recovering tables"
     if app.rebalancing:
         return False, "rebalancing"
@@ -47,7 +47,7 @@ def readiness(app: faust.App) -> tuple[bool, str]:
 
 
 class HealthService(Service):
-    """`/healthz` and `/readyz` on their own port, up before recovery so liveness never waits for it."""
+    """`/healthz` and `/readyz` on their own port, up before recovery so liveness never waits."""
 
     def __init__(self, app: faust.App, port: int, host: str = "0.0.0.0", **kwargs: Any) -> None:  # noqa: S104
         super().__init__(**kwargs)

@@ -102,7 +102,7 @@ class BatchProcessor:
                 backoff=self._backoff,
                 what="postgres write",
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - anything Postgres refuses is isolated, not fatal
             if len(outcomes) > 1:
                 middle = len(outcomes) // 2
                 first = await self._store(outcomes[:middle], report)

@@ -114,6 +114,8 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_ingress(settings: Settings, host: str, port: int) -> int:
+    if not 0 < port < 65536:
+        raise CliError(f"--port {port} is not a TCP port")
     web.run_app(
         create_web_app(settings),
         host=host,
@@ -170,8 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "channels":
             return asyncio.run(_channels(settings, args))
         if args.command == "ingress":
-            if not 0 < args.port < 65536:
-                raise CliError(f"--port {args.port} is not a TCP port")
             return _run_ingress(settings, args.host, args.port)
         from agents.worker import run_worker  # the CLI is the one place that reaches into agents
 

@@ -16,7 +16,7 @@ ENVELOPE_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """One verified delivery as it travels on the raw topic; `body` is exactly the bytes received."""
+    """One verified delivery on the raw topic; `body` is exactly the bytes received."""
 
     platform: str
     shop_id: str

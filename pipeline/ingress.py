@@ -1,4 +1,4 @@
-"""The webhook ingress: verify on the raw bytes, produce to Kafka, answer 200 only once Kafka has it."""
+"""The webhook ingress: verify the raw bytes, produce to Kafka, answer 200 once Kafka has it."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
+from pipeline.postgres import Connection
 
 # Any constant shared by every migrating process; serializes concurrent `pipeline migrate` runs.
 MIGRATION_LOCK_KEY = 0x5049_5045_4C49  # "PIPELI"
@@ -56,7 +56,7 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[str]:
+async def migrate(conn: Connection, migrations: list[Migration] | None = None) -> list[str]:
     """Apply what is missing, each file in its own transaction; returns the names applied."""
     todo = load_migrations() if migrations is None else migrations
     applied_now: list[str] = []

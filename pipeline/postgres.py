@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from pipeline.settings import Settings
+
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 # Connection-level failures: Postgres is down, restarting, or out of connections.
 _RETRIABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")

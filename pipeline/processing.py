@@ -29,7 +29,7 @@ def process_message(
     adapters: AdapterLookup = adapter_for,
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome | None:
-    """None for a delivery already processed; bad input comes back as a dead letter, never raised."""
+    """None for a delivery already handled; bad input comes back as a dead letter, never raised."""
     try:
         item = envelopes.decode(message.value)
     except InvalidPayload as exc:
@@ -52,11 +52,11 @@ def process_message(
     )
     outcome = Outcome(source=message, dedupe_key=item.dedupe_key, audit=audit)
     adapter = adapters(item.platform)
+    if adapter is None:
+        return outcome.failed("InvalidPayload", f"no adapter for platform {item.platform!r}", now())
+    if item.malformed:
+        return outcome.failed("InvalidPayload", "body is not valid JSON", now())
     try:
-        if adapter is None:
-            raise InvalidPayload(f"no adapter for platform {item.platform!r}")
-        if item.malformed:
-            raise InvalidPayload("body is not valid JSON")
         normalized = adapter.normalize(item)
     except InvalidPayload as exc:
         return outcome.failed(type(exc).__name__, str(exc), now())

@@ -1,4 +1,4 @@
-"""The shared resources (Postgres pool, Kafka producer, Redis client), opened and closed in one place."""
+"""Shared resources (Postgres pool, Kafka producer, Redis client), opened and closed together."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from pipeline import sql
 from pipeline.outcomes import AuditRecord, Outcome
+from pipeline.postgres import Connection
 from schemas.events import to_json
 from schemas.orders import Order, OrderEvent
 
@@ -57,7 +58,7 @@ def _first_claims(outcomes: Sequence[Outcome]) -> list[OrderEvent]:
     return claims
 
 
-async def _insert_events(conn: asyncpg.Connection, events: list[OrderEvent]) -> set[uuid.UUID]:
+async def _insert_events(conn: Connection, events: list[OrderEvent]) -> set[uuid.UUID]:
     if not events:
         return set()
     rows = await conn.fetch(
@@ -90,7 +91,7 @@ def _version(order: Order) -> float:
     return order.source_updated_at.timestamp() if order.source_updated_at else float("-inf")
 
 
-async def _upsert_orders(conn: asyncpg.Connection, chosen: list[OrderEvent]) -> set[uuid.UUID]:
+async def _upsert_orders(conn: Connection, chosen: list[OrderEvent]) -> set[uuid.UUID]:
     """Offer each order's newest snapshot; returns the orders whose row took it."""
     if not chosen:
         return set()
@@ -118,7 +119,7 @@ async def _upsert_orders(conn: asyncpg.Connection, chosen: list[OrderEvent]) -> 
     return {r["id"] for r in rows}
 
 
-async def _replace_lines(conn: asyncpg.Connection, orders: list[Order]) -> None:
+async def _replace_lines(conn: Connection, orders: list[Order]) -> None:
     if not orders:
         return
     await conn.execute(sql.DELETE_ORDER_LINES, [o.row_id for o in orders])
@@ -141,7 +142,7 @@ async def _replace_lines(conn: asyncpg.Connection, orders: list[Order]) -> None:
 def _final_audits(
     outcomes: Sequence[Outcome], new_ids: set[uuid.UUID], stale: set[uuid.UUID]
 ) -> list[AuditRecord]:
-    """COMPLETED unless every event was already known (DUPLICATE) or the state held newer (STALE)."""
+    """COMPLETED unless every event was known (DUPLICATE) or the stored state is newer (STALE)."""
     audits = []
     for outcome in outcomes:
         audit = outcome.audit
@@ -156,7 +157,7 @@ def _final_audits(
     return audits
 
 
-async def _insert_audits(conn: asyncpg.Connection, audits: list[AuditRecord]) -> None:
+async def _insert_audits(conn: Connection, audits: list[AuditRecord]) -> None:
     if not audits:
         return
     await conn.execute(
