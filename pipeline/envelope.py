@@ -49,6 +49,7 @@ def encode(envelope: Envelope) -> bytes:
     return orjson.dumps(fields)
 
 
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime can hold
 _REQUIRED = ("platform", "shop_id", "topic", "delivery_id", "received_at_ms", "entity_key", "body")
 _OPTIONAL = ("event_id", "api_version", "triggered_at")
 
@@ -69,6 +70,9 @@ def decode(raw: bytes) -> Envelope:
     body_text = data["body"]
     if not isinstance(body_text, str):
         raise EnvelopeError("envelope body is not a string")
+    received = data["received_at_ms"]
+    if not isinstance(received, int) or isinstance(received, bool) or not 0 <= received <= _MAX_MS:
+        raise EnvelopeError("envelope received_at_ms is not a time in milliseconds")
     encoding = data.get("body_encoding", "utf-8")
     if encoding == "utf-8":
         body = body_text.encode("utf-8")

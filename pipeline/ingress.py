@@ -52,6 +52,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _error(413, "payload_too_large", "body exceeds the size limit")
     except web.HTTPException as exc:
         return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("unexpected ingress fault", extra={"path": request.path})
+        return _error(500, "internal_error", "unexpected fault; the delivery was not accepted")
 
 
 async def receive_webhook(request: web.Request) -> web.Response:

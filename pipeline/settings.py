@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -49,6 +50,7 @@ class Settings:
     table_store: str = "memory://"
     table_data_dir: str = ".run/tables"
     worker_web_port: int = 6066
+    session_timeout_s: float = 30.0
     batch_max: int = 500
     batch_within_s: float = 0.2
     ingress_max_body_bytes: int = 1024 * 1024
@@ -87,6 +89,7 @@ _ENV: dict[str, str] = {
     "table_store": "TABLE_STORE",
     "table_data_dir": "TABLE_DATA_DIR",
     "worker_web_port": "WORKER_WEB_PORT",
+    "session_timeout_s": "KAFKA_SESSION_TIMEOUT_S",
     "batch_max": "SINK_BATCH_MAX",
     "batch_within_s": "SINK_BATCH_WITHIN_S",
     "ingress_max_body_bytes": "INGRESS_MAX_BODY_BYTES",
@@ -98,6 +101,7 @@ _ENV: dict[str, str] = {
 }
 
 ENV_VARS: tuple[str, ...] = tuple(_ENV.values())
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _convert(name: str, env: str, raw: str, kind: type) -> Any:
@@ -105,8 +109,10 @@ def _convert(name: str, env: str, raw: str, kind: type) -> Any:
         value: Any = kind(raw)
     except ValueError:
         raise SettingsError(f"{env}={raw!r} is not a valid {kind.__name__}") from None
-    if kind in (int, float) and value <= 0:
-        raise SettingsError(f"{env}={raw!r} must be greater than zero")
+    if kind in (int, float) and not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{env}={raw!r} must be a finite number greater than zero")
+    if name == "log_level" and value.upper() not in _LOG_LEVELS:
+        raise SettingsError(f"{env}={raw!r} must be one of {', '.join(_LOG_LEVELS)}")
     if name == "log_format" and value not in ("json", "text"):
         raise SettingsError(f"{env}={raw!r} must be 'json' or 'text'")
     if name == "table_store" and value not in ("memory://", "rocksdb://"):

@@ -144,12 +144,15 @@ def _final_audits(
 ) -> list[AuditRecord]:
     """COMPLETED unless every event was known (DUPLICATE) or the stored state is newer (STALE)."""
     audits = []
+    unclaimed = set(new_ids)  # an event new to Postgres counts for the first delivery carrying it
     for outcome in outcomes:
         audit = outcome.audit
         if audit is None:
             continue
         if audit.status == "COMPLETED" and outcome.events:
-            if not any(e.event_id in new_ids for e in outcome.events):
+            claimed = {e.event_id for e in outcome.events} & unclaimed
+            unclaimed -= claimed
+            if not claimed:
                 audit = replace(audit, status="DUPLICATE")
             elif all(e.order.row_id in stale for e in outcome.events):
                 audit = replace(audit, status="STALE", error="a newer version is already stored")

@@ -262,7 +262,7 @@ def _time(value: object, name: str) -> datetime | None:
         raise InvalidPayload(f"{name} is not a timestamp")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidPayload(f"{name} is not an ISO 8601 timestamp") from None
-    # Shopify always sends an offset; a naive time would be ambiguous, so read it as UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        # Shopify always sends an offset; a naive time would be ambiguous, so read it as UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidPayload(f"{name} is not an ISO 8601 timestamp in range") from None
