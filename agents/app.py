@@ -35,6 +35,9 @@ def create_faust_app(settings: Settings, resources: ResourcesService) -> faust.A
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # How long a crashed worker keeps its partitions before the group moves them.
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
         producer_acks=-1,
     )
     raw = app.topic(

@@ -1,0 +1,262 @@
+"""Baseline figures, measured in one run on this machine against the real services.
+
+1. Ingress: signed Shopify webhooks/s through `pipeline ingress` (HMAC check, channel lookup,
+   acks=all produce) beside a bare aiohttp handler answering 200, same client, same run.
+2. End to end: the deliveries from step 1 drained by one `pipeline worker` from the raw topic
+   to committed Postgres rows (events/s), plus the worker's peak memory.
+
+Usage: .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64]
+Needs `make services`. Uses its own database and topics, and removes them afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiohttp import ClientSession, TCPConnector
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.channels import Channel, ChannelStore
+from pipeline.kafka import ensure_topics, topic_names
+from pipeline.migrations import migrate
+from pipeline.platforms.shopify import sign
+from pipeline.settings import Secret, Settings, load_settings
+from pipeline.topics import topic_specs
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOP = "bench.myshopify.com"
+SECRET = "bench-secret-0123456789"
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_dsn,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "PIPELINE_TOPIC_PREFIX": settings.topic_prefix,
+        "PIPELINE_PARTITIONS": str(settings.partitions),
+        "LOG_LEVEL": "WARNING",
+        "TABLE_DATA_DIR": str(ROOT / ".run" / "bench-tables"),
+        **extra,
+    }
+
+
+def webhook(order_id: int) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps(
+        {
+            "id": order_id,
+            "name": f"#{order_id}",
+            "email": "bench@example.com",
+            "financial_status": "paid",
+            "fulfillment_status": None,
+            "currency": "USD",
+            "total_price": "42.00",
+            "created_at": "2026-11-20T10:00:00Z",
+            "updated_at": "2026-11-20T10:05:00Z",
+            "line_items": [
+                {"id": order_id * 10 + k, "sku": f"SKU-{k}", "quantity": 1, "price": "14.00"}
+                for k in range(3)
+            ],
+        }
+    )
+    headers = {
+        "X-Shopify-Hmac-Sha256": sign(SECRET, body),
+        "X-Shopify-Shop-Domain": SHOP,
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+    }
+    return body, headers
+
+
+async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with ClientSession() as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+async def load(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int
+) -> dict[str, float]:
+    """POST every request with `concurrency` in flight; all must answer 200."""
+    latencies: list[float] = []
+    failures = 0
+    queue = iter(requests)
+
+    async def client(http: ClientSession) -> None:
+        nonlocal failures
+        for body, headers in queue:
+            started = time.perf_counter()
+            async with http.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    failures += 1
+            latencies.append(time.perf_counter() - started)
+
+    async with ClientSession(connector=TCPConnector(limit=concurrency)) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{failures} requests to {url} did not answer 200")
+    latencies.sort()
+    return {
+        "rps": len(requests) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def serve(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def bench_ingress(
+    settings: Settings, n: int, concurrency: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    warmup = [webhook(1_000_000_000 + i) for i in range(500)]
+    requests = [webhook(i + 1) for i in range(n)]
+    bare = serve(
+        [sys.executable, str(ROOT / "bench" / "bare_server.py"), "18091"], env_for(settings)
+    )
+    ingress = serve(
+        [sys.executable, "-m", "pipeline.cli", "ingress", "--port", "18090"], env_for(settings)
+    )
+    try:
+        await wait_http("http://127.0.0.1:18091/healthz", bare)
+        await wait_http("http://127.0.0.1:18090/healthz", ingress)
+        await load("http://127.0.0.1:18091/webhooks/shopify", warmup, concurrency)
+        bare_figures = await load("http://127.0.0.1:18091/webhooks/shopify", requests, concurrency)
+        await load("http://127.0.0.1:18090/webhooks/shopify", warmup, concurrency)
+        ingress_figures = await load(
+            "http://127.0.0.1:18090/webhooks/shopify", requests, concurrency
+        )
+    finally:
+        for proc in (bare, ingress):
+            proc.terminate()
+            proc.wait(30)
+    return ingress_figures, bare_figures
+
+
+async def bench_end_to_end(settings: Settings, expected: int) -> dict[str, float]:
+    """Start a worker on the filled raw topic; time until every delivery has its audit row."""
+    port = "18066"
+    worker = serve(
+        [sys.executable, "-m", "pipeline.cli", "worker"], env_for(settings, WORKER_WEB_PORT=port)
+    )
+    conn = await asyncpg.connect(settings.database_dsn)
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/readyz", worker)
+        started = time.perf_counter()
+        while (done := await conn.fetchval("SELECT count(*) FROM webhook_events")) < expected:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with {worker.returncode}")
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"only {done}/{expected} stored after 600 s")
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        peak_kib = _peak_rss_kib(worker.pid)
+        orders = await conn.fetchval("SELECT count(*) FROM orders")
+    finally:
+        await conn.close()
+        worker.terminate()
+        worker.wait(60)
+    return {
+        "events_per_s": expected / elapsed,
+        "seconds": elapsed,
+        "peak_rss_mib": peak_kib / 1024,
+        "orders": orders,
+    }
+
+
+def _peak_rss_kib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return float(line.split()[1])
+    return float("nan")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    base = load_settings()
+    db_name = f"pipeline_bench_{uuid.uuid4().hex[:8]}"
+    admin_url = base.database_dsn.rpartition("/")[0] + "/postgres"
+    settings = base.with_overrides(
+        database_url=Secret(base.database_dsn.rpartition("/")[0] + f"/{db_name}"),
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+    )
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{db_name}"')
+    try:
+        conn = await asyncpg.connect(settings.database_dsn)
+        await migrate(conn)
+        pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=2)
+        assert pool is not None
+        await ChannelStore(pool).add(Channel("shopify", SHOP, Secret(SECRET), "USD"))
+        await pool.close()
+        await conn.close()
+        await ensure_topics(settings)
+
+        ingress, bare = await bench_ingress(settings, args.requests, args.concurrency)
+        e2e = await bench_end_to_end(settings, args.requests + 500)
+        print(f"machine: {os.cpu_count()} cores; client, server and services share them")
+        total = args.requests + 500
+        print(f"requests: {args.requests}, concurrency {args.concurrency}")
+        print(f"partitions: {settings.partitions}")
+        print(f"{'':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+        for name, fig in (
+            ("bare aiohttp handler (200)", bare),
+            ("ingress (HMAC + acks=all produce)", ingress),
+        ):
+            print(f"{name:<34}{fig['rps']:>10.0f}{fig['p50_ms']:>10.1f}{fig['p99_ms']:>10.1f}")
+        print(f"ingress / bare throughput ratio: {ingress['rps'] / bare['rps']:.2f}")
+        print(
+            f"end to end (raw topic -> committed Postgres rows, 1 worker): "
+            f"{e2e['events_per_s']:.0f} events/s ({total} in {e2e['seconds']:.1f} s), "
+            f"worker peak RSS {e2e['peak_rss_mib']:.0f} MiB, orders stored {e2e['orders']}"
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await admin.close()
+        await _delete_topics(settings)
+
+
+async def _delete_topics(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        names = [s.name for s in topic_specs(topic_names(settings), settings.partitions, 1)]
+        existing = set(await admin.list_topics())
+        await admin.delete_topics(
+            [n for n in existing if n in names or n.startswith(settings.topic_prefix)]
+        )
+    finally:
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
