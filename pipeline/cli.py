@@ -85,32 +85,38 @@ def _secret(text: str) -> str:
 
 
 async def _channels(settings: Settings, args: argparse.Namespace) -> int:
-    async def run(pool: asyncpg.Pool) -> int:
-        store = ChannelStore(pool)
-        if args.action == "list":
-            channels = await store.list()
-            print(f"{'PLATFORM':<12} {'SHOP':<40} {'CURRENCY':<8} SECRET")
-            for ch in channels:
-                print(
-                    f"{ch.platform:<12} {ch.shop_id:<40} {ch.currency or '-':<8} {ch.masked_secret}"
-                )
-            return 0
-        shop = _shop(args.shop)
-        if args.action == "remove":
-            if not await store.remove(args.platform, shop):
+    """Validate everything the user typed before touching the database."""
+    if args.action == "list":
+        return await _with_db(settings, _list_channels)
+    shop = _shop(args.shop)
+    if args.action == "remove":
+
+        async def remove(pool: asyncpg.Pool) -> int:
+            if not await ChannelStore(pool).remove(args.platform, shop):
                 raise CliError(f"no {args.platform} channel for shop {shop}")
             print(f"removed {args.platform} {shop}")
             return 0
-        currency = args.currency.upper() if args.currency else None
-        if currency is not None and not _CURRENCY_RE.match(currency):
-            raise CliError(f"--currency {args.currency!r} is not an ISO 4217 code such as USD")
-        channel = Channel(args.platform, shop, Secret(_secret(args.secret)), currency)
-        if not await store.add(channel, replace=args.replace):
+
+        return await _with_db(settings, remove)
+    currency = args.currency.upper() if args.currency else None
+    if currency is not None and not _CURRENCY_RE.match(currency):
+        raise CliError(f"--currency {args.currency!r} is not an ISO 4217 code such as USD")
+    channel = Channel(args.platform, shop, Secret(_secret(args.secret)), currency)
+
+    async def add(pool: asyncpg.Pool) -> int:
+        if not await ChannelStore(pool).add(channel, replace=args.replace):
             raise CliError(f"{args.platform} shop {shop} exists; pass --replace to change it")
-        print(f"{'replaced' if args.replace else 'added'} {args.platform} {shop}")
+        print(f"saved {args.platform} {shop}")
         return 0
 
-    return await _with_db(settings, run)
+    return await _with_db(settings, add)
+
+
+async def _list_channels(pool: asyncpg.Pool) -> int:
+    print(f"{'PLATFORM':<12} {'SHOP':<40} {'CURRENCY':<8} SECRET")
+    for ch in await ChannelStore(pool).list():
+        print(f"{ch.platform:<12} {ch.shop_id:<40} {ch.currency or '-':<8} {ch.masked_secret}")
+    return 0
 
 
 def _run_ingress(settings: Settings, host: str, port: int) -> int:
