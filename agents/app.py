@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from agents.dedupe import TableSeenDeliveries
+from agents.offsets import OffsetGap, OffsetGuard, Partition
 from agents.services import ResourcesService
 from pipeline.batch import BatchProcessor
 from pipeline.kafka import topic_names
@@ -20,7 +23,9 @@ from pipeline.topics import DEDUPE_TABLE
 log = logging.getLogger("agents.app")
 
 
-def create_faust_app(settings: Settings, resources: ResourcesService) -> faust.App:
+def create_faust_app(
+    settings: Settings, resources: ResourcesService, on_gap: Callable[[OffsetGap], None]
+) -> faust.App:
     """Build the app; nothing connects until a faust.Worker starts it."""
     names = topic_names(settings)
     app = faust.App(
@@ -49,8 +54,20 @@ def create_faust_app(settings: Settings, resources: ResourcesService) -> faust.A
     table = app.Table(DEDUPE_TABLE, default=None, partitions=settings.partitions)
     seen = TableSeenDeliveries(table, settings.dedupe_window_s)
 
+    async def start_of(partition: Partition) -> int | None:
+        """Where this assignment starts reading: the committed offset, or the log start."""
+        tp = TP(*partition)
+        # Faust records the committed offsets when it seeks on assignment (None for 0 or none).
+        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+        earliest = (await app.consumer.earliest_offsets(tp)).get(tp)
+        known = [o for o in (committed, earliest) if o is not None]
+        return max(known) if known else None
+
+    guard = OffsetGuard(start_of)
+
     def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         seen.forget_assignment()
+        guard.forget_assignment()
 
     app.on_partitions_assigned.connect(on_assigned)
 
@@ -63,7 +80,12 @@ def create_faust_app(settings: Settings, resources: ResourcesService) -> faust.A
             # so no offset is committed until the batch is durable and we let go.
             for event in events:
                 event.message.incref()
-            report = await processor.handle([_raw_message(e) for e in events])
+            messages = [_raw_message(e) for e in events]
+            gap = await guard.check(messages)
+            if gap is not None:
+                on_gap(gap)  # does not return: nothing after the hole may be acknowledged
+                return
+            report = await processor.handle(messages)
             for event in events:
                 event.ack()
             log.info(
@@ -73,6 +95,7 @@ def create_faust_app(settings: Settings, resources: ResourcesService) -> faust.A
                     "duplicates": report.duplicates,
                     "dead_letters": report.dead_letters,
                     "published": report.published,
+                    "already_recorded": report.already_recorded,
                     "statuses": report.statuses,
                 },
             )

@@ -6,6 +6,8 @@ import asyncio
 import uuid
 
 import orjson
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.kafka import topic_names
 from pipeline.resources import Resources
@@ -49,7 +51,11 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     async def all_stored() -> bool:
         return await stored() >= N
 
-    await eventually(all_stored, timeout_s=60, what=f"{N} deliveries", worker=worker)
+    try:
+        await eventually(all_stored, timeout_s=60, what=f"{N} deliveries", worker=worker)
+    except pytest.fail.Exception:
+        print(await _diagnose(settings, resources, raw_topic))
+        raise
     await asyncio.sleep(1.0)  # anything extra would arrive now
     rows = await resources.pool.fetch(
         "SELECT external_event_id, status FROM webhook_events WHERE kafka_topic = $1", raw_topic
@@ -66,3 +72,29 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert await resources.pool.fetchval(lines, ids) == 2 * N
     published = await _read_topic(settings, topic_names(settings).orders, N)
     assert len({orjson.loads(r.value)["event_id"] for r in published}) == N
+
+
+async def _diagnose(settings: Settings, resources: Resources, raw_topic: str) -> str:
+    """Where the deliveries that never reached Postgres sit, and what the group committed."""
+    stored = {
+        r["external_event_id"]
+        for r in await resources.pool.fetch(
+            "SELECT external_event_id FROM webhook_events WHERE kafka_topic = $1", raw_topic
+        )
+    }
+    missing = []
+    for record in await _read_topic(settings, raw_topic, 10_000):
+        delivery = orjson.loads(record.value)["delivery_id"]
+        if delivery not in stored:
+            missing.append((record.partition, record.offset))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        group = f"{settings.topic_prefix}{settings.app_id}"
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    positions = {
+        tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == raw_topic
+    }
+    return f"missing (partition, offset): {sorted(missing)}\ncommitted: {positions}"
