@@ -14,7 +14,7 @@ from pipeline.postgres import is_retriable
 from pipeline.processing import process_message, utcnow
 from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
-from pipeline.sink import PostgresSink
+from pipeline.sink import PostgresSink, WriteResult
 
 log = logging.getLogger("pipeline.batch")
 
@@ -35,11 +35,13 @@ class BatchReport:
     duplicates: int = 0
     dead_letters: int = 0
     published: int = 0
+    already_recorded: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
-    def count(self, statuses: dict[str, int]) -> None:
-        for status, n in statuses.items():
+    def count(self, result: WriteResult) -> None:
+        for status, n in result.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + n
+        self.already_recorded += result.already_recorded
 
 
 class BatchProcessor:
@@ -118,7 +120,7 @@ class BatchProcessor:
             if outcomes[0].audit is None:
                 return [failed]
             return await self._store_failed(failed, report)
-        report.count(result.statuses)
+        report.count(result)
         return outcomes
 
     async def _store_failed(self, failed: Outcome, report: BatchReport) -> list[Outcome]:
@@ -133,5 +135,5 @@ class BatchProcessor:
         except Exception:
             log.exception("could not record a failed delivery; it is kept in the dead-letter topic")
             return [failed]
-        report.count(result.statuses)
+        report.count(result)
         return [failed]

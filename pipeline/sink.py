@@ -17,10 +17,11 @@ from schemas.orders import Order, OrderEvent
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What the transaction did: rows per status, and events that were new."""
+    """What the transaction did: new audit rows per status, new events, redelivered deliveries."""
 
     statuses: dict[str, int]
     new_events: int
+    already_recorded: int = 0
 
 
 class PostgresSink:
@@ -39,11 +40,13 @@ class PostgresSink:
             await _replace_lines(conn, [e.order for e in chosen if e.order.row_id in applied])
             stale = {e.order.row_id for e in chosen} - applied
             audits = _final_audits(outcomes, new_ids, stale)
-            await _insert_audits(conn, audits)
+            inserted = await _insert_audits(conn, audits)
         statuses: dict[str, int] = {}
-        for audit in audits:
-            statuses[audit.status] = statuses.get(audit.status, 0) + 1
-        return WriteResult(statuses=statuses, new_events=len(new_ids))
+        for status in inserted:
+            statuses[status] = statuses.get(status, 0) + 1
+        return WriteResult(
+            statuses=statuses, new_events=len(new_ids), already_recorded=len(audits) - len(inserted)
+        )
 
 
 def _first_claims(outcomes: Sequence[Outcome]) -> list[OrderEvent]:
@@ -160,10 +163,11 @@ def _final_audits(
     return audits
 
 
-async def _insert_audits(conn: Connection, audits: list[AuditRecord]) -> None:
+async def _insert_audits(conn: Connection, audits: list[AuditRecord]) -> list[str]:
+    """Insert audit rows; returns the statuses of the rows that were new."""
     if not audits:
-        return
-    await conn.execute(
+        return []
+    rows = await conn.fetch(
         sql.INSERT_WEBHOOK_EVENTS,
         [a.platform for a in audits],
         [a.shop_id for a in audits],
@@ -178,3 +182,4 @@ async def _insert_audits(conn: Connection, audits: list[AuditRecord]) -> None:
         [a.source.partition for a in audits],
         [a.source.offset for a in audits],
     )
+    return [r["status"] for r in rows]

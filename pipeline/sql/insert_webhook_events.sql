@@ -6,3 +6,4 @@ SELECT *
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::timestamptz[], $10::text[], $11::integer[], $12::bigint[])
 ON CONFLICT (platform, external_event_id) DO NOTHING
+RETURNING status

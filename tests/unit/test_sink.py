@@ -101,8 +101,9 @@ def test_final_audits_leave_ignored_failed_and_audit_less_outcomes_alone() -> No
 
 
 class FakeConn:
-    def __init__(self) -> None:
+    def __init__(self, recorded: frozenset[str] = frozenset()) -> None:
         self.audit_statuses: list[str] = []
+        self.recorded = recorded  # delivery ids whose audit row already exists
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -111,17 +112,20 @@ class FakeConn:
     async def fetch(self, query: str, *args: Any) -> list[dict[str, Any]]:
         if query == sql.INSERT_EVENTS:
             return [{"event_id": i} for i in args[0]]  # every event is new to the database
+        if query == sql.INSERT_WEBHOOK_EVENTS:
+            self.audit_statuses.extend(args[6])
+            fresh = [s for d, s in zip(args[3], args[6], strict=True) if d not in self.recorded]
+            return [{"status": s} for s in fresh]
         assert query == sql.UPSERT_ORDERS
         return [{"id": i} for i in args[0]]
 
     async def execute(self, query: str, *args: Any) -> None:
-        if query == sql.INSERT_WEBHOOK_EVENTS:
-            self.audit_statuses.extend(args[6])
+        assert query in (sql.DELETE_ORDER_LINES, sql.INSERT_ORDER_LINES)
 
 
 class FakePool:
-    def __init__(self) -> None:
-        self.conn = FakeConn()
+    def __init__(self, recorded: frozenset[str] = frozenset()) -> None:
+        self.conn = FakeConn(recorded)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[FakeConn]:
@@ -140,3 +144,11 @@ async def test_second_carrier_of_an_event_in_one_batch_is_a_duplicate() -> None:
     pool = FakePool()
     await PostgresSink(pool).write([outcome("a"), outcome("b")])  # type: ignore[arg-type]
     assert pool.conn.audit_statuses == ["COMPLETED", "DUPLICATE"]
+
+
+async def test_redelivered_deliveries_are_counted_apart_from_new_rows() -> None:
+    first, second = outcome("a", order_id=1), outcome("b", order_id=2)
+    assert first.audit is not None
+    pool = FakePool(recorded=frozenset({first.audit.delivery_id}))
+    result = await PostgresSink(pool).write([first, second])  # type: ignore[arg-type]
+    assert (result.statuses, result.already_recorded) == ({"COMPLETED": 1}, 1)
