@@ -36,6 +36,7 @@ def run_worker(settings: Settings) -> None:
         loglevel=settings.log_level,
         loop=loop,
         override_logging=False,
+        quiet=True,  # no banner or spinner: stdout stays one JSON log line per event
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()

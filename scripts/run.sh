@@ -25,5 +25,5 @@ echo "run: ingress on http://$HOST:$PORT/webhooks/<platform>, worker health on :
 # If either process dies on its own, stop the other and report failure.
 wait -n "$ingress" "$worker"
 status=$?
-echo "run: a process exited with status $status" >&2
+echo "run: the ingress or the worker exited (status $status); stopping the other" >&2
 stop "$status"
