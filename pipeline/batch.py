@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
+from pipeline.envelope import Envelope
 from pipeline.outcomes import Outcome, RawMessage
+from pipeline.platforms.registry import adapter_for
 from pipeline.postgres import is_retriable
-from pipeline.processing import process_message, utcnow
+from pipeline.processing import AdapterLookup, process_envelope, read_envelope, utcnow
 from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
 from pipeline.sink import PostgresSink, WriteResult
@@ -34,6 +37,7 @@ class BatchReport:
     received: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    retries: int = 0
     published: int = 0
     already_recorded: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -42,6 +46,12 @@ class BatchReport:
         for status, n in result.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + n
         self.already_recorded += result.already_recorded
+
+
+class ChannelLookup(Protocol):
+    """Where the worker checks that a delivery's shop still has a channel."""
+
+    async def get(self, platform: str, shop_id: str) -> object | None: ...
 
 
 class BatchProcessor:
@@ -56,25 +66,45 @@ class BatchProcessor:
         publisher: Publisher,
         seen: SeenDeliveries,
         *,
+        channels: ChannelLookup | None = None,
+        max_attempts: int = 5,
         backoff: Backoff | None = None,
-        process: Callable[..., Outcome | None] = process_message,
+        adapters: AdapterLookup = adapter_for,
     ) -> None:
         self._sink = sink
         self._publisher = publisher
         self._seen = seen
+        self._channels = channels
+        self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
-        self._process = process
+        self._adapters = adapters
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchReport:
         report = BatchReport(received=len(messages))
-        in_batch: set[str] = set()
-
-        def is_seen(key: str) -> bool:
-            return key in in_batch or self._seen.is_seen(key)
-
+        moment = utcnow()
+        items = [read_envelope(m, moment) for m in messages]
+        known = await self._known_channels(
+            {(i.platform, i.shop_id) for i in items if isinstance(i, Envelope)}
+        )
+        in_batch: set[str] = set()  # one row per delivery per statement, replays included
         outcomes: list[Outcome] = []
-        for message in messages:
-            outcome = self._process(message, is_seen=is_seen)
+        for message, item in zip(messages, items, strict=True):
+            if isinstance(item, Envelope) and item.dedupe_key in in_batch:
+                report.duplicates += 1
+                continue
+            outcome = (
+                item
+                if isinstance(item, Outcome)
+                else process_envelope(
+                    message,
+                    item,
+                    is_seen=self._seen.is_seen,
+                    has_channel=lambda platform, shop: (platform, shop) in known,
+                    max_attempts=self._max_attempts,
+                    adapters=self._adapters,
+                    moment=moment,
+                )
+            )
             if outcome is None:
                 report.duplicates += 1
                 continue
@@ -90,8 +120,32 @@ class BatchProcessor:
             what="publish",
         )
         report.dead_letters = sum(1 for o in stored if o.dead_letter is not None)
-        self._seen.mark([(o.dedupe_key, o.source) for o in stored if o.dedupe_key is not None])
+        report.retries = sum(1 for o in stored if o.retry is not None)
+        # A delivery on its way to a retry is not done: its next attempt must not be skipped.
+        self._seen.mark(
+            [
+                (o.dedupe_key, o.source)
+                for o in stored
+                if o.dedupe_key is not None and o.retry is None
+            ]
+        )
         return report
+
+    async def _known_channels(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        if self._channels is None:
+            return pairs
+        lookup = self._channels
+        known = set()
+        for platform, shop in pairs:
+            channel = await until_done(
+                partial(lookup.get, platform, shop),
+                retriable=is_retriable,
+                backoff=self._backoff,
+                what="channel lookup",
+            )
+            if channel is not None:
+                known.add((platform, shop))
+        return known
 
     async def _store(self, outcomes: list[Outcome], report: BatchReport) -> list[Outcome]:
         """Write the batch; a row Postgres refuses is found by halving and becomes a dead letter."""
@@ -109,7 +163,10 @@ class BatchProcessor:
                 middle = len(outcomes) // 2
                 first = await self._store(outcomes[:middle], report)
                 return first + await self._store(outcomes[middle:], report)
-            failed = outcomes[0].failed(type(exc).__name__, str(exc), utcnow())
+            audit = outcomes[0].audit
+            failed = outcomes[0].dead_lettered(
+                type(exc).__name__, str(exc), utcnow(), attempts=audit.attempts if audit else 1
+            )
             log.warning(
                 "postgres refused a delivery; dead-lettering it",
                 extra={

@@ -29,6 +29,11 @@ class Envelope:
     api_version: str | None = None
     triggered_at: str | None = None
     malformed: bool = False
+    # Set by the worker, never by the ingress: which processing attempt this is, whether an
+    # operator replayed it (replays skip the dedupe table), and when the first attempt failed.
+    attempt: int = 1
+    replay: bool = False
+    first_failed_at_ms: int | None = None
 
     @property
     def dedupe_key(self) -> str:
@@ -83,6 +88,14 @@ def decode(raw: bytes) -> Envelope:
             raise EnvelopeError("envelope body is not valid base64") from None
     else:
         raise EnvelopeError(f"unknown body encoding {encoding!r}")
+    attempt = data.get("attempt", 1)
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= 1000:
+        raise EnvelopeError("envelope attempt is not a small positive number")
+    first_failed = data.get("first_failed_at_ms")
+    if first_failed is not None and (
+        not isinstance(first_failed, int) or not 0 <= first_failed <= _MAX_MS
+    ):
+        raise EnvelopeError("envelope first_failed_at_ms is not a time in milliseconds")
     try:
         return Envelope(
             platform=str(data["platform"]),
@@ -93,6 +106,9 @@ def decode(raw: bytes) -> Envelope:
             entity_key=str(data["entity_key"]),
             body=body,
             malformed=bool(data.get("malformed", False)),
+            attempt=attempt,
+            replay=bool(data.get("replay", False)),
+            first_failed_at_ms=first_failed,
             **{name: _opt_str(data.get(name)) for name in _OPTIONAL},
         )
     except (TypeError, ValueError) as exc:

@@ -16,6 +16,19 @@ class InvalidPayload(PipelineError):
     code = "invalid_payload"
 
 
+class UnknownChannel(InvalidPayload):
+    """The shop has no channel any more (removed after the ingress accepted the delivery)."""
+
+    code = "unknown_channel"
+
+
+class RetriableError(PipelineError):
+    """Processing failed for a reason that may pass: the delivery goes to a retry topic."""
+
+    retriable = True
+    code = "retriable"
+
+
 class EnvelopeError(InvalidPayload):
     """A raw-topic message is not an envelope this version understands."""
 
@@ -23,7 +36,8 @@ class EnvelopeError(InvalidPayload):
 
 
 class DependencyUnavailable(PipelineError):
-    """Postgres, Kafka or Redis did not answer; waiting and trying again will do."""
+    """Postgres, Kafka or Redis did not answer: not the delivery's fault, so it is waited out in
+    place (nothing committed, nothing dead-lettered) rather than sent to a retry topic."""
 
     retriable = True
     code = "dependency_unavailable"

@@ -39,7 +39,12 @@ def topic_names(settings: Settings) -> TopicNames:
 
 async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
     """Create missing topics with explicit partition counts; refuse ones with the wrong count."""
-    specs = topic_specs(topic_names(settings), settings.partitions, settings.replication_factor)
+    specs = topic_specs(
+        topic_names(settings),
+        settings.partitions,
+        settings.replication_factor,
+        settings.retry_tiers,
+    )
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=15_000
     )

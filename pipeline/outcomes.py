@@ -1,4 +1,5 @@
-"""What processing one raw-topic message produced: an audit record, events, maybe a dead letter."""
+"""What processing one raw-topic message produced: an audit record, events, maybe a retry or a
+dead letter."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from pipeline.envelope import Envelope
 from schemas.orders import OrderEvent
 
-Status = Literal["COMPLETED", "DUPLICATE", "STALE", "IGNORED", "FAILED"]
+Status = Literal["COMPLETED", "DUPLICATE", "STALE", "IGNORED", "FAILED", "DEAD_LETTERED"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,31 +40,51 @@ class AuditRecord:
     status: Status
     error: str | None
     source: RawMessage
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message that can never be processed as it is, with the reason."""
+    """A message that will not be processed as it is, with the reason and its history."""
 
     source: RawMessage
     error_class: str
     error: str
     failed_at: datetime
     attempts: int = 1
+    first_failed_at: datetime | None = None
+
+    @property
+    def first_failure(self) -> datetime:
+        return self.first_failed_at or self.failed_at
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of processing one message; `dedupe_key` is None when it could not be read."""
+    """The result of processing one message; `dedupe_key` is None when it could not be read.
+
+    `retry` is the envelope of the next attempt, when this one failed for a reason that may pass.
+    """
 
     source: RawMessage
     dedupe_key: str | None
     audit: AuditRecord | None
     events: tuple[OrderEvent, ...] = field(default_factory=tuple)
     dead_letter: DeadLetter | None = None
+    retry: Envelope | None = None
 
-    def failed(self, error_class: str, error: str, at: datetime) -> Outcome:
-        """The same delivery, turned into a dead letter (used when the sink cannot store it)."""
-        audit = None if self.audit is None else replace(self.audit, status="FAILED", error=error)
-        letter = DeadLetter(self.source, error_class, error, at)
-        return replace(self, audit=audit, events=(), dead_letter=letter)
+    def dead_lettered(
+        self,
+        error_class: str,
+        error: str,
+        at: datetime,
+        *,
+        attempts: int = 1,
+        first_failed_at: datetime | None = None,
+    ) -> Outcome:
+        """The same delivery, turned into a dead letter."""
+        audit = self.audit
+        if audit is not None:
+            audit = replace(audit, status="DEAD_LETTERED", error=error, attempts=attempts)
+        letter = DeadLetter(self.source, error_class, error, at, attempts, first_failed_at)
+        return replace(self, audit=audit, events=(), dead_letter=letter, retry=None)

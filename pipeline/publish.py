@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline import envelope as envelopes
 from pipeline.outcomes import DeadLetter, Outcome
 from pipeline.topics import TopicNames
 from schemas.events import to_json
@@ -15,7 +16,6 @@ from schemas.events import to_json
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     """Kafka headers that say where a dead letter came from and why it died."""
     src = letter.source
-    at = letter.failed_at.isoformat().encode()
     return [
         ("x-original-topic", src.topic.encode()),
         ("x-original-partition", str(src.partition).encode()),
@@ -23,8 +23,8 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
         ("x-error-class", letter.error_class.encode()),
         ("x-error", letter.error[:2000].encode("utf-8", "replace")),
         ("x-attempts", str(letter.attempts).encode()),
-        ("x-first-failure-at", at),
-        ("x-last-failure-at", at),
+        ("x-first-failure-at", letter.first_failure.isoformat().encode()),
+        ("x-last-failure-at", letter.failed_at.isoformat().encode()),
     ]
 
 
@@ -52,6 +52,15 @@ class Publisher:
                         letter.source.value,
                         key=letter.source.key,
                         headers=dead_letter_headers(letter),
+                    )
+                )
+            if outcome.retry is not None:
+                tier = outcome.retry.attempt - 1  # attempt 2 waits in tier 1, and so on
+                pending.append(
+                    await self._producer.send(
+                        self._names.retry(tier),
+                        envelopes.encode(outcome.retry),
+                        key=outcome.source.key,
                     )
                 )
         await asyncio.gather(*pending)

@@ -55,6 +55,9 @@ class Settings:
     batch_within_s: float = 0.2
     ingress_max_body_bytes: int = 1024 * 1024
     ingress_produce_timeout_s: float = 3.0
+    ingress_max_in_flight_bytes: int = 64 * 1024 * 1024
+    retry_max_attempts: int = 5
+    retry_base_delay_s: float = 2.0
     channel_cache_ttl_s: float = 30.0
     db_pool_max: int = 10
     log_level: str = "INFO"
@@ -67,6 +70,15 @@ class Settings:
     @property
     def database_url_masked(self) -> str:
         return _masked_url(self.database_url.value)
+
+    @property
+    def retry_tiers(self) -> int:
+        """Retry topics: attempt n+1 of a delivery waits in tier n (1-based)."""
+        return self.retry_max_attempts - 1
+
+    def retry_delay_s(self, tier: int) -> float:
+        """Exponential: base, 2*base, 4*base ... for tiers 1, 2, 3 ..."""
+        return float(self.retry_base_delay_s * 2 ** (tier - 1))
 
     @property
     def dedupe_window_s(self) -> float:
@@ -94,6 +106,9 @@ _ENV: dict[str, str] = {
     "batch_within_s": "SINK_BATCH_WITHIN_S",
     "ingress_max_body_bytes": "INGRESS_MAX_BODY_BYTES",
     "ingress_produce_timeout_s": "INGRESS_PRODUCE_TIMEOUT_S",
+    "ingress_max_in_flight_bytes": "INGRESS_MAX_IN_FLIGHT_BYTES",
+    "retry_max_attempts": "RETRY_MAX_ATTEMPTS",
+    "retry_base_delay_s": "RETRY_BASE_DELAY_S",
     "channel_cache_ttl_s": "CHANNEL_CACHE_TTL_S",
     "db_pool_max": "DB_POOL_MAX",
     "log_level": "LOG_LEVEL",
@@ -111,6 +126,8 @@ def _convert(name: str, env: str, raw: str, kind: type) -> Any:
         raise SettingsError(f"{env}={raw!r} is not a valid {kind.__name__}") from None
     if kind in (int, float) and not (math.isfinite(value) and value > 0):
         raise SettingsError(f"{env}={raw!r} must be a finite number greater than zero")
+    if name == "retry_max_attempts" and value > 20:
+        raise SettingsError(f"{env}={raw!r} must be at most 20 (one retry topic per attempt)")
     if name == "log_level" and value.upper() not in _LOG_LEVELS:
         raise SettingsError(f"{env}={raw!r} must be one of {', '.join(_LOG_LEVELS)}")
     if name == "log_format" and value not in ("json", "text"):

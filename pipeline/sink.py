@@ -41,6 +41,7 @@ class PostgresSink:
             stale = {e.order.row_id for e in chosen} - applied
             audits = _final_audits(outcomes, new_ids, stale)
             inserted = await _insert_audits(conn, audits)
+            await _insert_dead_letters(conn, [o for o in outcomes if o.dead_letter is not None])
         statuses: dict[str, int] = {}
         for status in inserted:
             statuses[status] = statuses.get(status, 0) + 1
@@ -181,5 +182,29 @@ async def _insert_audits(conn: Connection, audits: list[AuditRecord]) -> list[st
         [a.source.topic for a in audits],
         [a.source.partition for a in audits],
         [a.source.offset for a in audits],
+        [a.attempts for a in audits],
     )
     return [r["status"] for r in rows]
+
+
+async def _insert_dead_letters(conn: Connection, outcomes: list[Outcome]) -> None:
+    letters = [(o.audit, o.dead_letter) for o in outcomes if o.dead_letter is not None]
+    if not letters:
+        return
+    await conn.execute(
+        sql.INSERT_DEAD_LETTERS,
+        [a.platform if a else None for a, _ in letters],
+        [a.shop_id if a else None for a, _ in letters],
+        [a.topic if a else None for a, _ in letters],
+        [a.delivery_id if a else None for a, _ in letters],
+        [d.error_class for _, d in letters],
+        [d.error for _, d in letters],
+        [d.attempts for _, d in letters],
+        [d.first_failure for _, d in letters],
+        [d.failed_at for _, d in letters],
+        [d.source.topic for _, d in letters],
+        [d.source.partition for _, d in letters],
+        [d.source.offset for _, d in letters],
+        [d.source.key for _, d in letters],
+        [d.source.value for _, d in letters],
+    )

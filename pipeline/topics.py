@@ -7,6 +7,7 @@ from dataclasses import dataclass
 RAW_WEBHOOKS = "webhooks.raw"
 ORDER_EVENTS = "commerce.orders"
 DEAD_LETTERS = "webhooks.dlq"
+RETRY_PREFIX = "webhooks.retry."
 DEDUPE_TABLE = "seen-deliveries"
 
 # A body may reach 1 MiB and JSON escaping can double it; the broker default (1 MiB) is too small.
@@ -42,8 +43,13 @@ class TopicNames:
     def dead_letters(self) -> str:
         return self.prefix + DEAD_LETTERS
 
+    def retry(self, tier: int) -> str:
+        return f"{self.prefix}{RETRY_PREFIX}{tier}"
 
-def topic_specs(names: TopicNames, partitions: int, replication_factor: int) -> list[TopicSpec]:
+
+def topic_specs(
+    names: TopicNames, partitions: int, replication_factor: int, retry_tiers: int = 0
+) -> list[TopicSpec]:
     """Every topic the pipeline creates itself (Faust creates its table changelog)."""
     big = {
         "max.message.bytes": str(RAW_MAX_MESSAGE_BYTES),
@@ -55,4 +61,8 @@ def topic_specs(names: TopicNames, partitions: int, replication_factor: int) -> 
         TopicSpec(names.raw, partitions, replication_factor, dict(big)),
         TopicSpec(names.orders, partitions, replication_factor, dict(big)),
         TopicSpec(names.dead_letters, partitions, replication_factor, dict(big)),
+        *(
+            TopicSpec(names.retry(tier), partitions, replication_factor, dict(big))
+            for tier in range(1, retry_tiers + 1)
+        ),
     ]

@@ -1,9 +1,20 @@
--- One row per distinct delivery; a redelivery after a crash finds its row and leaves it.
+-- One row per distinct delivery. A redelivery of the same attempt (after a crash) changes
+-- nothing; a later attempt of a FAILED or DEAD_LETTERED delivery (retry, replay) moves it on.
 INSERT INTO webhook_events
     (platform, shop_id, topic, external_event_id, source_event_id, entity_key, status, error,
-     received_at, kafka_topic, kafka_partition, kafka_offset)
+     received_at, kafka_topic, kafka_partition, kafka_offset, attempts)
 SELECT *
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::timestamptz[], $10::text[], $11::integer[], $12::bigint[])
-ON CONFLICT (platform, external_event_id) DO NOTHING
+            $8::text[], $9::timestamptz[], $10::text[], $11::integer[], $12::bigint[],
+            $13::integer[])
+ON CONFLICT (platform, external_event_id) DO UPDATE SET
+    status          = EXCLUDED.status,
+    error           = EXCLUDED.error,
+    attempts        = EXCLUDED.attempts,
+    processed_at    = now(),
+    kafka_topic     = EXCLUDED.kafka_topic,
+    kafka_partition = EXCLUDED.kafka_partition,
+    kafka_offset    = EXCLUDED.kafka_offset
+WHERE webhook_events.status IN ('FAILED', 'DEAD_LETTERED')
+  AND EXCLUDED.attempts > webhook_events.attempts
 RETURNING status

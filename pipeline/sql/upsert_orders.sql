@@ -23,5 +23,9 @@ ON CONFLICT (platform, shop_id, external_id) DO UPDATE SET
     last_event_id      = EXCLUDED.last_event_id,
     updated_at         = now()
 WHERE orders.source_updated_at IS NULL
-   OR EXCLUDED.source_updated_at >= orders.source_updated_at
+   OR EXCLUDED.source_updated_at > orders.source_updated_at
+   -- same version, another event (orders/paid beside orders/updated): apply; the same event
+   -- again (a replay, a redelivery): leave the row, and its updated_at, alone
+   OR (EXCLUDED.source_updated_at = orders.source_updated_at
+       AND EXCLUDED.last_event_id <> orders.last_event_id)
 RETURNING id

@@ -87,6 +87,7 @@ def base_settings() -> Iterator[Settings]:
         partitions=3,
         batch_within_s=0.05,
         session_timeout_s=8.0,
+        retry_base_delay_s=1.0,
         log_format="json",
     )
     asyncio.run(drop())
@@ -135,21 +136,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        s = self.settings
-        return {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-            "DATABASE_URL": s.database_dsn,
-            "REDIS_URL": s.redis_url.value,
-            "PIPELINE_TOPIC_PREFIX": s.topic_prefix,
-            "PIPELINE_PARTITIONS": str(s.partitions),
-            "TABLE_DATA_DIR": s.table_data_dir,
-            "WORKER_WEB_PORT": str(s.worker_web_port),
-            "SINK_BATCH_WITHIN_S": str(s.batch_within_s),
-            "SINK_BATCH_MAX": str(s.batch_max),
-            "LOG_FORMAT": "json",
-            "KAFKA_SESSION_TIMEOUT_S": str(s.session_timeout_s),
-        }
+        return settings_env(self.settings)
 
     async def start(self) -> None:
         log = self.log_path.open("ab")
@@ -198,6 +185,40 @@ class WorkerProcess:
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    """The environment a `pipeline` subprocess needs to see these settings."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
+        "DATABASE_URL": s.database_dsn,
+        "REDIS_URL": s.redis_url.value,
+        "PIPELINE_TOPIC_PREFIX": s.topic_prefix,
+        "PIPELINE_PARTITIONS": str(s.partitions),
+        "TABLE_DATA_DIR": s.table_data_dir,
+        "WORKER_WEB_PORT": str(s.worker_web_port),
+        "SINK_BATCH_WITHIN_S": str(s.batch_within_s),
+        "SINK_BATCH_MAX": str(s.batch_max),
+        "KAFKA_SESSION_TIMEOUT_S": str(s.session_timeout_s),
+        "RETRY_BASE_DELAY_S": str(s.retry_base_delay_s),
+        "LOG_FORMAT": "json",
+    }
+
+
+def run_cli(
+    settings: Settings, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `pipeline ARGS...` as an operator would, against this test's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env={**settings_env(settings), "LOG_FORMAT": "text"},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -201,7 +201,7 @@ async def test_forged_signature_gets_401_and_writes_nothing(
     assert await _count(resources, "SELECT count(*) FROM orders WHERE external_id = '5000005'") == 0
 
 
-async def test_valid_signature_on_non_json_is_kept_as_failed_and_dead_lettered(
+async def test_valid_signature_on_non_json_is_kept_and_dead_lettered(
     send: Sender, worker: WorkerProcess, resources: Resources, settings: Settings
 ) -> None:
     delivery = str(uuid.uuid4())
@@ -211,9 +211,13 @@ async def test_valid_signature_on_non_json_is_kept_as_failed_and_dead_lettered(
         status = await resources.pool.fetchval(
             "SELECT status FROM webhook_events WHERE external_event_id = $1", delivery
         )
-        return status == "FAILED"
+        return status == "DEAD_LETTERED"
 
-    await eventually(failed, what="FAILED audit row")
+    await eventually(failed, what="DEAD_LETTERED audit row")
+    indexed = await resources.pool.fetchrow(
+        "SELECT error_class, attempts, payload FROM dead_letters WHERE delivery_id = $1", delivery
+    )
+    assert (indexed["error_class"], indexed["attempts"]) == ("InvalidPayload", 1)
     letters = await _read_topic(settings, topic_names(settings).dead_letters, 1)
     assert len(letters) == 1
     headers = dict(letters[0].headers)

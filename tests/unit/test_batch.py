@@ -156,12 +156,17 @@ async def test_a_poison_delivery_is_isolated_by_halving() -> None:
     processor, sink, publisher, seen = build(FakeSink([], poison="d3"))
     report = await processor.handle(batch("d1", "d2", "d3", "d4"))
     written = {o.audit.delivery_id: o.audit.status for o in sink.written if o.audit}
-    assert written == {"d1": "COMPLETED", "d2": "COMPLETED", "d3": "FAILED", "d4": "COMPLETED"}
+    assert written == {
+        "d1": "COMPLETED",
+        "d2": "COMPLETED",
+        "d3": "DEAD_LETTERED",
+        "d4": "COMPLETED",
+    }
     (poison,) = [o for o in publisher.published if o.dead_letter is not None]
     assert poison.dead_letter is not None
     assert poison.dead_letter.error_class == "DataError"
     assert report.dead_letters == 1
-    assert report.statuses == {"COMPLETED": 3, "FAILED": 1}
+    assert report.statuses == {"COMPLETED": 3, "DEAD_LETTERED": 1}
     assert seen.marked == [key("d1"), key("d2"), key("d3"), key("d4")]
 
 

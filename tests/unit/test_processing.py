@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -75,7 +76,7 @@ def test_undecodable_envelope_is_not_looked_up() -> None:
 
 def _assert_failed(outcome: Outcome, error_class: str) -> None:
     assert outcome.audit is not None
-    assert outcome.audit.status == "FAILED"
+    assert outcome.audit.status == "DEAD_LETTERED"
     assert outcome.events == ()
     assert outcome.dead_letter is not None
     assert outcome.dead_letter.error_class == error_class
@@ -102,9 +103,50 @@ def test_invalid_payload_fails_with_its_reason() -> None:
     assert "not a JSON object" in outcome.dead_letter.error
 
 
-def test_normalizer_bug_is_isolated_as_failed() -> None:
-    outcome = _process(envelope(), adapters=lambda platform: Exploding())
+def test_an_unexpected_error_schedules_the_next_attempt() -> None:
+    outcome = _process(envelope(), adapters=lambda platform: Exploding(), max_attempts=5)
+    assert outcome.audit is not None
+    assert (outcome.audit.status, outcome.audit.attempts) == ("FAILED", 1)
+    assert outcome.audit.error is not None
+    assert outcome.audit.error.startswith("KeyError")
+    assert outcome.dead_letter is None
+    assert outcome.retry is not None
+    assert outcome.retry.attempt == 2
+    assert outcome.retry.first_failed_at_ms == int(NOW.timestamp() * 1000)
+    assert outcome.retry.body == envelope().body
+
+
+def test_a_retry_keeps_the_first_failure_time() -> None:
+    second = replace(envelope(), attempt=2, first_failed_at_ms=1_000)
+    outcome = _process(second, adapters=lambda platform: Exploding(), max_attempts=5)
+    assert outcome.retry is not None
+    assert (outcome.retry.attempt, outcome.retry.first_failed_at_ms) == (3, 1_000)
+
+
+def test_the_last_attempt_is_dead_lettered_with_its_history() -> None:
+    last = replace(envelope(), attempt=5, first_failed_at_ms=1_000)
+    outcome = _process(last, adapters=lambda platform: Exploding(), max_attempts=5)
     _assert_failed(outcome, "KeyError")
+    assert outcome.retry is None
+    assert outcome.dead_letter is not None
+    assert outcome.dead_letter.attempts == 5
+    assert outcome.dead_letter.first_failure == datetime.fromtimestamp(1, tz=UTC)
+    assert outcome.audit is not None
+    assert outcome.audit.attempts == 5
+
+
+def test_a_shop_without_a_channel_is_dead_lettered_at_once() -> None:
+    outcome = _process(envelope(), has_channel=lambda platform, shop: False)
+    _assert_failed(outcome, "UnknownChannel")
+    assert outcome.retry is None
+
+
+def test_a_replay_is_processed_even_when_the_delivery_was_seen() -> None:
+    replayed = replace(envelope(), replay=True, attempt=2)
+    outcome = _process(replayed, is_seen=lambda key: True)
+    assert outcome.audit is not None
+    assert outcome.audit.status == "COMPLETED"
+    assert outcome.audit.attempts == 2
 
 
 def test_ignored_topic_gives_an_ignored_audit_and_no_events() -> None:

@@ -92,9 +92,9 @@ def test_final_audits_duplicate_wins_over_stale() -> None:
 
 def test_final_audits_leave_ignored_failed_and_audit_less_outcomes_alone() -> None:
     ignored = outcome("i", topic="products/update")
-    failed = outcome("f").failed("InvalidPayload", "bad", ignored.audit.received_at)  # type: ignore[union-attr]
+    failed = outcome("f").dead_lettered("InvalidPayload", "bad", ignored.audit.received_at)  # type: ignore[union-attr]
     no_audit = replace(outcome("n"), audit=None)
-    assert _statuses([ignored, failed, no_audit], set(), set()) == ["IGNORED", "FAILED"]
+    assert _statuses([ignored, failed, no_audit], set(), set()) == ["IGNORED", "DEAD_LETTERED"]
 
 
 # -- write() against a fake connection: the statuses it records ------------------------------
