@@ -6,47 +6,30 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from pipeline import dlq_cli
 from pipeline.channels import Channel, ChannelStore
+from pipeline.cli_common import CliError, with_db
 from pipeline.ingress import create_web_app
 from pipeline.kafka import TopicMismatch, ensure_topics
 from pipeline.logs import configure_logging
 from pipeline.migrations import MigrationError, migrate
 from pipeline.platforms.registry import ADAPTERS
-from pipeline.postgres import create_pool
 from pipeline.settings import Secret, Settings, SettingsError, load_settings
 
 _SHOP_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,253}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 
 
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
-
-
 def _fail(message: str, status: int = 2) -> NoReturn:
     print(f"pipeline: error: {message}", file=sys.stderr)
     raise SystemExit(status)
-
-
-async def _with_db(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
-    try:
-        pool = await create_pool(settings)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise CliError(
-            f"cannot reach Postgres at {settings.database_url_masked} ({exc}); "
-            "is it running (`make services`)?"
-        ) from None
-    try:
-        return await action(pool)
-    finally:
-        await pool.close()
 
 
 async def _migrate(settings: Settings) -> int:
@@ -56,7 +39,7 @@ async def _migrate(settings: Settings) -> int:
         print(f"applied {', '.join(applied)}" if applied else "database is up to date")
         return 0
 
-    return await _with_db(settings, run)
+    return await with_db(settings, run)
 
 
 async def _topics_create(settings: Settings) -> int:
@@ -87,7 +70,7 @@ def _secret(text: str) -> str:
 async def _channels(settings: Settings, args: argparse.Namespace) -> int:
     """Validate everything the user typed before touching the database."""
     if args.action == "list":
-        return await _with_db(settings, _list_channels)
+        return await with_db(settings, _list_channels)
     shop = _shop(args.shop)
     if args.action == "remove":
 
@@ -97,7 +80,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
             print(f"removed {args.platform} {shop}")
             return 0
 
-        return await _with_db(settings, remove)
+        return await with_db(settings, remove)
     currency = args.currency.upper() if args.currency else None
     if currency is not None and not _CURRENCY_RE.match(currency):
         raise CliError(f"--currency {args.currency!r} is not an ISO 4217 code such as USD")
@@ -109,7 +92,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
         print(f"saved {args.platform} {shop}")
         return 0
 
-    return await _with_db(settings, add)
+    return await with_db(settings, add)
 
 
 async def _list_channels(pool: asyncpg.Pool) -> int:
@@ -156,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--platform", required=True, choices=platforms)
     remove.add_argument("--shop", required=True)
 
+    dlq_cli.add_parser(sub)
+
     ingress = sub.add_parser("ingress", help="serve POST /webhooks/<platform>")
     ingress.add_argument("--host", default="127.0.0.1")
     ingress.add_argument("--port", type=int, default=8080)
@@ -175,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "topics":
             return asyncio.run(_topics_create(settings))
+        if args.command == "dlq":
+            return asyncio.run(dlq_cli.run(settings, args))
         if args.command == "channels":
             return asyncio.run(_channels(settings, args))
         if args.command == "ingress":
@@ -185,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except CliError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
     except (MigrationError, TopicMismatch) as exc:
         _fail(str(exc), status=1)
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from typing import Any
 
 import asyncpg
@@ -14,21 +11,7 @@ from aiohttp.test_utils import TestClient
 from pipeline.migrations import Migration, migrate
 from pipeline.resources import Resources
 from pipeline.settings import Secret, Settings
-
-
-def _cli(
-    settings: Settings, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": settings.database_dsn, "LOG_FORMAT": "text"}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.integration.conftest import run_cli
 
 
 async def test_migrate_is_idempotent_and_safe_from_two_connections(settings: Settings) -> None:
@@ -47,14 +30,14 @@ async def test_migrate_is_idempotent_and_safe_from_two_connections(settings: Set
 
 
 async def test_migrate_cli_reports_up_to_date(settings: Settings) -> None:
-    result = _cli(settings, "migrate")
+    result = run_cli(settings, "migrate")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "database is up to date"
 
 
 async def test_channels_cli_add_list_remove(settings: Settings) -> None:
     shop = "cli-shop.myshopify.com"
-    added = _cli(
+    added = run_cli(
         settings,
         "channels",
         "add",
@@ -67,20 +50,20 @@ async def test_channels_cli_add_list_remove(settings: Settings) -> None:
         stdin="cli-secret-abcdef123456\n",
     )
     assert added.returncode == 0, added.stderr
-    again = _cli(
+    again = run_cli(
         settings, "channels", "add", "--platform", "shopify", "--shop", shop, "--secret", "x" * 12
     )
     assert again.returncode == 2
     assert "exists" in again.stderr
-    listed = _cli(settings, "channels", "list")
+    listed = run_cli(settings, "channels", "list")
     assert shop in listed.stdout
     assert "cli-secret" not in listed.stdout
     assert "****3456" in listed.stdout
     assert (
-        _cli(settings, "channels", "remove", "--platform", "shopify", "--shop", shop).returncode
+        run_cli(settings, "channels", "remove", "--platform", "shopify", "--shop", shop).returncode
         == 0
     )
-    gone = _cli(settings, "channels", "remove", "--platform", "shopify", "--shop", shop)
+    gone = run_cli(settings, "channels", "remove", "--platform", "shopify", "--shop", shop)
     assert gone.returncode == 2
     assert "no shopify channel" in gone.stderr
 
@@ -89,7 +72,7 @@ async def test_cli_names_an_unreachable_database(settings: Settings) -> None:
     unreachable = settings.with_overrides(
         database_url=Secret("postgresql://postgres@127.0.0.1:1/pipeline")
     )
-    result = _cli(unreachable, "migrate")
+    result = run_cli(unreachable, "migrate")
     assert result.returncode == 2
     assert "cannot reach Postgres at postgresql://postgres@127.0.0.1:1/pipeline" in result.stderr
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import cli
+from pipeline import cli, cli_common
 from pipeline.settings import ENV_VARS
 
 
@@ -93,7 +93,7 @@ def test_unreachable_postgres_is_reported_with_a_masked_url(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter22@db:5432/pipeline")
-    monkeypatch.setattr(cli, "create_pool", _no_postgres)
+    monkeypatch.setattr(cli_common, "create_pool", _no_postgres)
     code, err = run(capsys, "migrate")
     assert code == 2
     assert "cannot reach Postgres at postgresql://app:***@db:5432/pipeline" in err
@@ -114,7 +114,7 @@ def test_bad_channel_input_is_reported_before_connecting(
     args: tuple[str, ...],
     problem: str,
 ) -> None:
-    monkeypatch.setattr(cli, "create_pool", _no_postgres)
+    monkeypatch.setattr(cli_common, "create_pool", _no_postgres)
     code, err = run(capsys, "channels", "add", "--platform", "shopify", *args)
     assert code == 2
     assert problem in err
