@@ -23,7 +23,30 @@ from pipeline.settings import Settings
 
 log = logging.getLogger("pipeline.ingress")
 
+
+class InFlight:
+    """Bytes handed to the producer and not yet acknowledged or failed: the ingress's memory bound.
+
+    A send we stop waiting for can stay in the producer's buffer until Kafka answers or it
+    expires, so bytes come back when the send itself completes, not when we give up on it.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        if self.used + size > self.max_bytes and self.used > 0:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
 SETTINGS = web.AppKey("settings", Settings)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RESOURCES = web.AppKey("resources", Resources)
 CHANNELS = web.AppKey("channels", ChannelCache)
 RETRY_AFTER_S = "5"
@@ -104,8 +127,18 @@ async def receive_webhook(request: web.Request) -> web.Response:
         "shop_id": shop_id,
         "topic": item.topic,
     }
+    value = envelopes.encode(item)
+    budget = request.app[IN_FLIGHT]
+    if not budget.take(len(value)):
+        log.warning("in-flight budget exhausted", extra={**fields, "in_flight_bytes": budget.used})
+        return _error(
+            503,
+            "unavailable",
+            "too many deliveries waiting for Kafka",
+            **{"Retry-After": RETRY_AFTER_S},
+        )
     try:
-        await asyncio.wait_for(_produce(request.app, item), settings.ingress_produce_timeout_s)
+        await _produce(request.app, item, value, budget, settings.ingress_produce_timeout_s)
     except (KafkaError, TimeoutError) as exc:
         log.warning("kafka did not acknowledge", extra={**fields, "error": repr(exc)})
         return _error(
@@ -125,12 +158,23 @@ async def receive_webhook(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted", "delivery_id": item.delivery_id})
 
 
-async def _produce(app: web.Application, item: Envelope) -> None:
-    resources = app[RESOURCES]
+async def _produce(
+    app: web.Application, item: Envelope, value: bytes, budget: InFlight, timeout_s: float
+) -> None:
+    """Produce and wait for the acknowledgement; the budget is returned when the send ends."""
+    producer = app[RESOURCES].producer
     topic = topic_names(app[SETTINGS]).raw
-    await resources.producer.send_and_wait(
-        topic, envelopes.encode(item), key=item.entity_key.encode("utf-8")
-    )
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    try:
+        sent = await asyncio.wait_for(
+            producer.send(topic, value, key=item.entity_key.encode("utf-8")), timeout_s
+        )
+    except BaseException:
+        budget.give(len(value))  # never reached the producer's buffer
+        raise
+    sent.add_done_callback(lambda _: budget.give(len(value)))
+    remaining = max(deadline - asyncio.get_running_loop().time(), 0.001)
+    await asyncio.wait_for(asyncio.shield(sent), remaining)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -156,6 +200,7 @@ def create_web_app(settings: Settings, resources: Resources | None = None) -> we
         client_max_size=settings.ingress_max_body_bytes, middlewares=[errors_middleware]
     )
     app[SETTINGS] = settings
+    app[IN_FLIGHT] = InFlight(settings.ingress_max_in_flight_bytes)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned = resources is None

@@ -39,12 +39,15 @@ class FakeProducer:
         self.error = error
         self.sent: list[tuple[str, bytes, bytes]] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
-        if self.hang:
-            await asyncio.Event().wait()
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        """Like aiokafka: enqueue, then a future that resolves when Kafka acknowledged."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.error is not None:
-            raise self.error
-        self.sent.append((topic, value, key))
+            done.set_exception(self.error)
+        elif not self.hang:
+            self.sent.append((topic, value, key))
+            done.set_result(None)
+        return done
 
 
 @dataclass
@@ -233,3 +236,23 @@ async def test_healthz_is_200() -> None:
         resp = await client.get("/healthz")
         assert resp.status == 200
         assert await resp.json() == {"status": "ok"}
+
+
+async def test_bytes_waiting_for_kafka_are_bounded() -> None:
+    # One hung delivery fills a budget the size of one envelope; the next is refused at once.
+    settings = SETTINGS.with_overrides(ingress_max_in_flight_bytes=len(BODY) + 1)
+    resources = FakeResources(producer=FakeProducer(hang=True))
+    async with serve(settings, resources) as (client, _):
+        first = await post(client)
+        await assert_error(first, 503, "unavailable")
+        second = await post(client)
+        detail = await assert_error(second, 503, "unavailable")
+    assert "too many deliveries waiting" in detail["detail"]
+
+
+async def test_the_budget_comes_back_when_kafka_answers() -> None:
+    settings = SETTINGS.with_overrides(ingress_max_in_flight_bytes=len(BODY) + 1)
+    async with serve(settings) as (client, res):
+        assert (await post(client)).status == 200
+        assert (await post(client)).status == 200
+    assert len(res.producer.sent) == 2
