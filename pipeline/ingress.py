@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.resources import files as resources_files
 
 import orjson
 from aiohttp import web
@@ -61,7 +62,13 @@ def _error(status: int, code: str, detail: str, **headers: str) -> web.Response:
     )
 
 
-_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 413: "payload_too_large"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    413: "payload_too_large",
+    415: "unsupported_encoding",
+}
 
 
 @web.middleware
@@ -88,6 +95,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
     adapter = adapter_for(platform)
     if adapter is None:
         raise Rejection(404, f"unknown platform {platform[:40]!r}")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # Marketplaces sign the body they send uncompressed; verifying anything but the bytes
+        # on the wire would mean trusting a decompressor with unauthenticated input.
+        raise Rejection(415, "Content-Encoding is not supported; send the body uncompressed")
     if (request.content_length or 0) > settings.ingress_max_body_bytes:
         raise Rejection(413, f"body exceeds {settings.ingress_max_body_bytes} bytes")
     body = await request.read()
@@ -177,6 +189,24 @@ async def _produce(
     await asyncio.wait_for(asyncio.shield(sent), remaining)
 
 
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` is honoured; any other expectation is a JSON 400, not a 417."""
+    if request.headers.get("Expect", "").strip().lower() != "100-continue":
+        return _error(400, "bad_request", "unsupported Expect header")
+    if request.version >= (1, 1):  # as aiohttp's own handler: the interim answer, uncounted
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+    return None
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The ingress's OpenAPI 3.1 document."""
+    return web.Response(body=_OPENAPI, content_type="application/json")
+
+
+_OPENAPI = resources_files("schemas").joinpath("openapi.json").read_bytes()
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
     return web.json_response({"status": "ok"})
@@ -197,7 +227,10 @@ async def readyz(request: web.Request) -> web.Response:
 def create_web_app(settings: Settings, resources: Resources | None = None) -> web.Application:
     """The ingress app; opens its own resources on startup unless given open ones (tests, bench)."""
     app = web.Application(
-        client_max_size=settings.ingress_max_body_bytes, middlewares=[errors_middleware]
+        client_max_size=settings.ingress_max_body_bytes,
+        middlewares=[errors_middleware],
+        # Never inflate: the body is verified and kept exactly as sent (415 if it is encoded).
+        handler_args={"auto_decompress": False},
     )
     app[SETTINGS] = settings
     app[IN_FLIGHT] = InFlight(settings.ingress_max_in_flight_bytes)
@@ -212,8 +245,11 @@ def create_web_app(settings: Settings, resources: Resources | None = None) -> we
             await res.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_post("/webhooks/{platform}", receive_webhook)
-    app.router.add_post("/webhooks/{platform}/{tail:.*}", receive_webhook)
+    app.router.add_post("/webhooks/{platform}", receive_webhook, expect_handler=expect_continue)
+    app.router.add_post(
+        "/webhooks/{platform}/{tail:.*}", receive_webhook, expect_handler=expect_continue
+    )
+    app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

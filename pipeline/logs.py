@@ -27,7 +27,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode("utf-8")
+        # Dataclasses go through str() too: orjson would otherwise write Secret fields in clear.
+        return orjson.dumps(entry, default=str, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()
 
 
 class TextFormatter(logging.Formatter):

@@ -110,9 +110,9 @@ class ShopifyAdapter:
             topic=topic,
             delivery_id=delivery_id,
             entity_key=entity_key,
-            event_id=headers.get(EVENT_ID_HEADER) or None,
-            api_version=headers.get(API_VERSION_HEADER) or None,
-            triggered_at=headers.get(TRIGGERED_AT_HEADER) or None,
+            event_id=_optional_token(headers, EVENT_ID_HEADER),
+            api_version=_optional_token(headers, API_VERSION_HEADER),
+            triggered_at=_optional_token(headers, TRIGGERED_AT_HEADER),
             malformed=malformed,
         )
 
@@ -219,6 +219,12 @@ def _token(headers: Mapping[str, str], name: str) -> str:
     if not _TOKEN_RE.match(value):
         raise Rejection(400, f"{name} header has unexpected characters")
     return value
+
+
+def _optional_token(headers: Mapping[str, str], name: str) -> str | None:
+    """An informational header; a value that is not a plain token is dropped, not trusted."""
+    value = headers.get(name, "").strip()
+    return value if _TOKEN_RE.match(value) else None
 
 
 def _id(value: object, name: str) -> str | None:
