@@ -215,6 +215,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: Kafka answers a metadata request within two seconds."""
     producer = request.app[RESOURCES].producer
+    if not producer.healthy:
+        return _error(503, "not_ready", "replacing a Kafka producer that could not recover")
     try:
         ok = await asyncio.wait_for(producer.client.fetch_all_metadata(), 2.0) is not None
     except (KafkaError, TimeoutError, OSError):

@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from pipeline.producer import Producer
 from pipeline.settings import Settings
 from pipeline.topics import RAW_MAX_MESSAGE_BYTES, TopicNames, TopicSpec, topic_specs
 
@@ -26,11 +27,17 @@ def create_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "enable_idempotence": True,
         "linger_ms": 2,
         "max_request_size": RAW_MAX_MESSAGE_BYTES,
-        "request_timeout_ms": 15_000,
+        # Batches older than this expire unsent; longer than a broker restart takes here (~15 s).
+        "request_timeout_ms": 30_000,
         "client_id": f"{settings.app_id}-producer",
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+def create_pipeline_producer(settings: Settings, **overrides: Any) -> Producer:
+    """The producer the ingress and the worker use: one that recovers from aiokafka's dead ends."""
+    return Producer(lambda: create_producer(settings, **overrides))
 
 
 def topic_names(settings: Settings) -> TopicNames:

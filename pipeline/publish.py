@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
-
 from pipeline import envelope as envelopes
 from pipeline.outcomes import DeadLetter, Outcome
+from pipeline.producer import Producer
 from pipeline.topics import TopicNames
 from schemas.events import to_json
 
@@ -31,7 +30,7 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 class Publisher:
     """Sends with the shared idempotent producer; `publish` returns once Kafka holds everything."""
 
-    def __init__(self, producer: AIOKafkaProducer, names: TopicNames) -> None:
+    def __init__(self, producer: Producer, names: TopicNames) -> None:
         self._producer = producer
         self._names = names
 

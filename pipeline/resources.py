@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from pipeline.kafka import create_producer
+from pipeline.kafka import create_pipeline_producer
 from pipeline.postgres import create_pool
+from pipeline.producer import Producer
 from pipeline.settings import Settings
 
 
@@ -19,7 +19,7 @@ class Resources:
 
     settings: Settings
     pool: asyncpg.Pool
-    producer: AIOKafkaProducer
+    producer: Producer
     redis: Redis
 
     async def close(self) -> None:
@@ -36,7 +36,7 @@ class Resources:
 async def open_resources(settings: Settings) -> Resources:
     """Connect to Postgres and Kafka (failing fast if absent); Redis connects on first use."""
     pool = await create_pool(settings)
-    producer = create_producer(settings)
+    producer = create_pipeline_producer(settings)
     try:
         await producer.start()
     except BaseException:

@@ -7,9 +7,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaProducer
-
 from pipeline.outcomes import RawMessage
+from pipeline.producer import Producer
 
 
 class RetryForwarder:
@@ -21,7 +20,7 @@ class RetryForwarder:
 
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         raw_topic: str,
         delay_s: float,
         *,

@@ -34,6 +34,8 @@ class FakePool:
 
 
 class FakeProducer:
+    healthy = True
+
     def __init__(self, *, hang: bool = False, error: Exception | None = None) -> None:
         self.hang = hang
         self.error = error

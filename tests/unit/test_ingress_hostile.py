@@ -117,6 +117,8 @@ class FakeProducer:
     `send_and_wait`.
     """
 
+    healthy = True
+
     def __init__(
         self,
         *,
