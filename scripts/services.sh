@@ -7,6 +7,10 @@
 #   scripts/services.sh status            one line per service (exit 3 if any is down)
 #   scripts/services.sh restart-kafka     stop + start Kafka (only if started by this script)
 #   scripts/services.sh restart-postgres  stop + start Postgres (only if started by this script)
+#   scripts/services.sh stop-kafka        stop Kafka only (only if started by this script)
+#   scripts/services.sh start-kafka       start Kafka only (idempotent, like `start`)
+#   scripts/services.sh stop-postgres     stop Postgres only (only if started by this script)
+#   scripts/services.sh start-postgres    start Postgres only (idempotent, like `start`)
 #
 # Endpoints (a healthy server already answering there is reused, never stopped;
 # a non-local host is only checked for reachability):
@@ -64,6 +68,14 @@ restart_one() {
   "${fn}_start"
 }
 
+# stop_one NAME: stop one service, only if this script started it.
+stop_one() {
+  local name=$1 fn=$1
+  [[ $name == postgres ]] && fn=pg
+  "${fn}_ours" >/dev/null || die "$name: not started by this script (reused, remote or down); not stopping"
+  "${fn}_stop"
+}
+
 main() {
   local cmd=${1:-}
   case $cmd in
@@ -95,8 +107,24 @@ main() {
       take_lock
       restart_one postgres
       ;;
+    stop-kafka)
+      take_lock
+      stop_one kafka
+      ;;
+    start-kafka)
+      take_lock
+      kafka_start
+      ;;
+    stop-postgres)
+      take_lock
+      stop_one postgres
+      ;;
+    start-postgres)
+      take_lock
+      pg_start
+      ;;
     *)
-      sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
