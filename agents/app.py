@@ -17,7 +17,7 @@ from agents.offsets import OffsetGap, OffsetGuard, Partition
 from agents.services import ResourcesService
 from pipeline.batch import BatchProcessor
 from pipeline.channels import ChannelCache, ChannelStore
-from pipeline.kafka import topic_names
+from pipeline.kafka import consumer_group, topic_names
 from pipeline.outcomes import RawMessage
 from pipeline.publish import Publisher
 from pipeline.retries import RetryForwarder
@@ -35,7 +35,7 @@ def create_faust_app(
     """Build the app; nothing connects until a faust.Worker starts it."""
     names = topic_names(settings)
     app = faust.App(
-        f"{settings.topic_prefix}{settings.app_id}",
+        consumer_group(settings),
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         store=settings.table_store,
         datadir=settings.table_data_dir,

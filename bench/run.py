@@ -24,14 +24,12 @@ from pathlib import Path
 import asyncpg
 import orjson
 from aiohttp import ClientSession, TCPConnector
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.channels import Channel, ChannelStore
-from pipeline.kafka import ensure_topics, topic_names
+from pipeline.kafka import delete_prefixed_topics, ensure_topics
 from pipeline.migrations import migrate
 from pipeline.platforms.shopify import sign
 from pipeline.settings import Secret, Settings, load_settings
-from pipeline.topics import topic_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOP = "bench.myshopify.com"
@@ -242,20 +240,7 @@ async def main() -> None:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         await admin.close()
-        await _delete_topics(settings)
-
-
-async def _delete_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        names = [s.name for s in topic_specs(topic_names(settings), settings.partitions, 1)]
-        existing = set(await admin.list_topics())
-        await admin.delete_topics(
-            [n for n in existing if n in names or n.startswith(settings.topic_prefix)]
-        )
-    finally:
-        await admin.close()
+        await delete_prefixed_topics(settings)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -52,14 +54,43 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[
         settings.replication_factor,
         settings.retry_tiers,
     )
+    async with _admin(settings, timeout_s) as admin:
+        return await _ensure(admin, specs)
+
+
+def consumer_group(settings: Settings) -> str:
+    """The worker's consumer group (the Faust app id)."""
+    return f"{settings.topic_prefix}{settings.app_id}"
+
+
+@asynccontextmanager
+async def _admin(settings: Settings, timeout_s: float = 30.0) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=15_000
     )
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
-        return await _ensure(admin, specs)
+        yield admin
     finally:
         await admin.close()
+
+
+async def committed_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Partition -> offset the worker group has committed on `topic` (for lag and diagnosis)."""
+    async with _admin(settings) as admin:
+        offsets = await admin.list_consumer_group_offsets(consumer_group(settings))
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def delete_prefixed_topics(settings: Settings) -> list[str]:
+    """Delete every topic under this deployment's prefix (tests and benchmarks clean up so)."""
+    if not settings.topic_prefix:
+        raise ValueError("refusing to delete topics: no PIPELINE_TOPIC_PREFIX set")
+    async with _admin(settings) as admin:
+        mine = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    return mine
 
 
 async def _ensure(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:

@@ -23,11 +23,10 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.channels import Channel, ChannelStore
 from pipeline.ingress import create_web_app
-from pipeline.kafka import ensure_topics
+from pipeline.kafka import delete_prefixed_topics, ensure_topics
 from pipeline.migrations import migrate
 from pipeline.platforms.shopify import sign
 from pipeline.resources import Resources, open_resources
@@ -112,19 +111,7 @@ async def resources(settings: Settings) -> AsyncIterator[Resources]:
     await store.add(Channel("shopify", SHOP, Secret(SECRET), "USD"), replace=True)
     yield res
     await res.close()
-    await delete_topics(settings)
-
-
-async def delete_topics(settings: Settings) -> None:
-    """Remove this test's topics (and Faust's changelog) so the broker's data stays small."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    await delete_prefixed_topics(settings)
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import uuid
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.kafka import topic_names
+from pipeline.kafka import committed_offsets, topic_names
 from pipeline.resources import Resources
 from pipeline.settings import Settings
 from tests.integration.conftest import Sender, WorkerProcess, eventually, order_payload
@@ -87,14 +86,5 @@ async def _diagnose(settings: Settings, resources: Resources, raw_topic: str) ->
         delivery = orjson.loads(record.value)["delivery_id"]
         if delivery not in stored:
             missing.append((record.partition, record.offset))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        group = f"{settings.topic_prefix}{settings.app_id}"
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    positions = {
-        tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == raw_topic
-    }
+    positions = await committed_offsets(settings, raw_topic)
     return f"missing (partition, offset): {sorted(missing)}\ncommitted: {positions}"
