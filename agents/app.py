@@ -1,4 +1,4 @@
-"""The Faust app factory: topics, the dedupe table and the one agent, wired from settings."""
+"""The Faust app factory: topics, the dedupe table, the webhook agent and the retry-tier agents."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from pipeline.channels import ChannelCache, ChannelStore
 from pipeline.kafka import consumer_group, topic_names
 from pipeline.outcomes import RawMessage
 from pipeline.publish import Publisher
-from pipeline.retries import RetryForwarder
 from pipeline.retry import Backoff, until_done
+from pipeline.retry_topics import RetryForwarder
 from pipeline.settings import Settings
 from pipeline.sink import PostgresSink
 from pipeline.topics import DEDUPE_TABLE

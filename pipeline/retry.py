@@ -1,4 +1,4 @@
-"""Waiting out a dependency outage: capped exponential backoff with jitter, forever."""
+"""Waiting out a dependency outage in place: capped exponential backoff with jitter."""
 
 from __future__ import annotations
 

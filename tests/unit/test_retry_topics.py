@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from pipeline.outcomes import RawMessage
-from pipeline.retries import RetryForwarder
+from pipeline.retry_topics import RetryForwarder
 
 
 class FakeProducer:
