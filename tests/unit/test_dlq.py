@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
 from pipeline import envelope as envelopes
-from pipeline.dlq import DlqFilter, replay_payload
+from pipeline.dlq import DlqFilter, replay, replay_payload
 from pipeline.dlq_cli import _rate, _when
 from tests.unit.factories import envelope
 
@@ -51,3 +54,61 @@ def test_the_default_filter_leaves_replayed_letters_out() -> None:
     args = DlqFilter().args(after_id=0, limit=10)
     assert args[5] is False
     assert DlqFilter(include_replayed=True, ids=(3,)).args(5, 10)[5:] == (True, [3], 5, 10)
+
+
+class FakeStore:
+    """dead_letters in memory, with the store's paging contract."""
+
+    def __init__(self, count: int) -> None:
+        payload = envelopes.encode(envelope())
+        self.rows = [
+            {"id": i, "payload": payload, "attempts": 1, "message_key": b"k", "replayed": False}
+            for i in range(1, count + 1)
+        ]
+
+    async def all(self, where: DlqFilter) -> Any:
+        for row in self.rows:
+            if where.include_replayed or not row["replayed"]:
+                yield row
+
+    async def mark_replayed(self, letter_id: int) -> None:
+        self.rows[letter_id - 1]["replayed"] = True
+
+
+class InterruptingProducer:
+    def __init__(self, interrupt_after: int | None) -> None:
+        self.sent: list[bytes] = []
+        self.interrupt_after = interrupt_after
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if self.interrupt_after is not None and len(self.sent) == self.interrupt_after:
+            raise asyncio.CancelledError  # what Ctrl-C does to the running replay
+        self.sent.append(value)
+
+
+async def test_an_interrupted_replay_resumes_with_the_rest() -> None:
+    store = FakeStore(5)
+    first = InterruptingProducer(interrupt_after=2)
+    with pytest.raises(asyncio.CancelledError):
+        await replay(store, first, "raw", DlqFilter(), rate_per_s=10_000)  # type: ignore[arg-type]
+    assert [r["replayed"] for r in store.rows] == [True, True, False, False, False]
+    second = InterruptingProducer(interrupt_after=None)
+    report = await replay(store, second, "raw", DlqFilter(), rate_per_s=10_000)  # type: ignore[arg-type]
+    assert report.replayed == 3
+    assert all(r["replayed"] for r in store.rows)
+
+
+async def test_the_rate_cap_paces_the_replay() -> None:
+    store = FakeStore(4)
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    producer = InterruptingProducer(None)
+    with patch("pipeline.dlq.asyncio.sleep", fake_sleep):
+        await replay(store, producer, "raw", DlqFilter(), rate_per_s=2, clock=lambda: clock[0])  # type: ignore[arg-type]
+    assert clock[0] == pytest.approx(2.0)
+    assert len(producer.sent) == 4
