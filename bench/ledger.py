@@ -46,7 +46,7 @@ from aiokafka.partitioner import murmur2
 from pipeline.channels import Channel, ChannelStore
 from pipeline.kafka import committed_offsets, delete_prefixed_topics, ensure_topics, topic_names
 from pipeline.migrations import migrate
-from pipeline.platforms.shopify import sign
+from pipeline.platforms.shopify import delivery_headers
 from pipeline.settings import Secret, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -872,11 +872,7 @@ class Run:
 async def _post(http: ClientSession, url: str, d: Delivery) -> str:
     """One attempt: the HTTP status, or the name of the connection error."""
     headers = {
-        "X-Shopify-Hmac-Sha256": sign(SECRET, d.body),
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Topic": d.topic,
-        "X-Shopify-Webhook-Id": d.delivery_id,
-        "X-Shopify-API-Version": "2025-10",
+        **delivery_headers(SECRET, d.body, shop=SHOP, topic=d.topic, webhook_id=d.delivery_id),
         "Content-Type": "application/json",
     }
     try:

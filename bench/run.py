@@ -28,7 +28,7 @@ from aiohttp import ClientSession, TCPConnector
 from pipeline.channels import Channel, ChannelStore
 from pipeline.kafka import delete_prefixed_topics, ensure_topics
 from pipeline.migrations import migrate
-from pipeline.platforms.shopify import sign
+from pipeline.platforms.shopify import delivery_headers
 from pipeline.settings import Secret, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,10 +68,9 @@ def webhook(order_id: int) -> tuple[bytes, dict[str, str]]:
         }
     )
     headers = {
-        "X-Shopify-Hmac-Sha256": sign(SECRET, body),
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Topic": "orders/create",
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        **delivery_headers(
+            SECRET, body, shop=SHOP, topic="orders/create", webhook_id=str(uuid.uuid4())
+        ),
         "Content-Type": "application/json",
     }
     return body, headers

@@ -54,6 +54,33 @@ def sign(secret: str, body: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def delivery_headers(
+    secret: str,
+    body: bytes,
+    *,
+    shop: str,
+    topic: str,
+    webhook_id: str,
+    api_version: str | None = "2025-10",
+    event_id: str | None = None,
+    triggered_at: str | None = None,
+) -> dict[str, str]:
+    """The headers Shopify sends with `body` (for tests, benchmarks and local tools)."""
+    headers = {
+        HMAC_HEADER: sign(secret, body),
+        SHOP_HEADER: shop,
+        TOPIC_HEADER: topic,
+        WEBHOOK_ID_HEADER: webhook_id,
+    }
+    optional = {
+        API_VERSION_HEADER: api_version,
+        EVENT_ID_HEADER: event_id,
+        TRIGGERED_AT_HEADER: triggered_at,
+    }
+    headers.update({name: value for name, value in optional.items() if value is not None})
+    return headers
+
+
 def canonical_status(
     financial_status: str | None, fulfillment_status: str | None, cancelled: bool
 ) -> OrderStatus:

@@ -28,7 +28,7 @@ from pipeline.channels import Channel, ChannelStore
 from pipeline.ingress import create_web_app
 from pipeline.kafka import delete_prefixed_topics, ensure_topics
 from pipeline.migrations import migrate
-from pipeline.platforms.shopify import sign
+from pipeline.platforms.shopify import delivery_headers
 from pipeline.resources import Resources, open_resources
 from pipeline.settings import Secret, Settings, load_settings
 
@@ -290,11 +290,9 @@ def send(ingress: TestClient[Any, Any]) -> Sender:
     ) -> int:
         body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         headers = {
-            "X-Shopify-Hmac-Sha256": sign(secret, body),
-            "X-Shopify-Shop-Domain": shop,
-            "X-Shopify-Topic": topic,
-            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-            "X-Shopify-API-Version": "2025-10",
+            **delivery_headers(
+                secret, body, shop=shop, topic=topic, webhook_id=webhook_id or str(uuid.uuid4())
+            ),
             "Content-Type": "application/json",
         }
         resp = await ingress.post(f"/webhooks/shopify/{topic}", data=body, headers=headers)

@@ -13,7 +13,7 @@ import orjson
 from aiohttp import ClientError, ClientSession
 
 from pipeline.kafka import topic_names
-from pipeline.platforms.shopify import sign
+from pipeline.platforms.shopify import delivery_headers
 from pipeline.resources import Resources
 from pipeline.settings import Settings
 from tests.integration.conftest import SECRET, SHOP, _free_port, order_payload, settings_env
@@ -38,12 +38,9 @@ async def test_sigterm_finishes_in_flight_deliveries(
     async def deliver(http: ClientSession, i: int) -> None:
         delivery = str(uuid.uuid4())
         body = orjson.dumps(order_payload(6_200_000 + i, updated_at="2026-11-22T10:00:00Z"))
-        headers = {
-            "X-Shopify-Hmac-Sha256": sign(SECRET, body),
-            "X-Shopify-Shop-Domain": SHOP,
-            "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Webhook-Id": delivery,
-        }
+        headers = delivery_headers(
+            SECRET, body, shop=SHOP, topic="orders/create", webhook_id=delivery
+        )
         try:
             async with http.post(url, data=body, headers=headers) as resp:
                 await resp.read()

@@ -86,6 +86,10 @@ def delivery(delivery_id: str, *, order_id: int = 450789469, offset: int = 0) ->
     return raw(envelope(body, delivery_id=delivery_id), offset=offset)
 
 
+EVENT_ID = "98880550-7158-44d4-b7cd-2c97c8a091b5"
+TRIGGERED_AT = "2024-03-11T16:05:17.123Z"
+
+
 def shopify_headers(
     body: bytes,
     *,
@@ -94,12 +98,13 @@ def shopify_headers(
     topic: str = "orders/create",
     webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
 ) -> dict[str, str]:
-    return {
-        shopify.HMAC_HEADER: shopify.sign(secret, body),
-        shopify.SHOP_HEADER: shop,
-        shopify.TOPIC_HEADER: topic,
-        shopify.WEBHOOK_ID_HEADER: webhook_id,
-        shopify.API_VERSION_HEADER: "2024-01",
-        shopify.EVENT_ID_HEADER: "98880550-7158-44d4-b7cd-2c97c8a091b5",
-        shopify.TRIGGERED_AT_HEADER: "2024-03-11T16:05:17.123Z",
-    }
+    return shopify.delivery_headers(
+        secret,
+        body,
+        shop=shop,
+        topic=topic,
+        webhook_id=webhook_id,
+        api_version="2024-01",
+        event_id=EVENT_ID,
+        triggered_at=TRIGGERED_AT,
+    )

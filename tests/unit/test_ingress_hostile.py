@@ -72,15 +72,16 @@ def signed_headers(
     body: bytes, *, secret: str = SECRET, shop: str = SHOP, topic: str = "orders/cancelled"
 ) -> dict[str, str]:
     """Headers of a genuine Shopify delivery of `body`."""
-    return {
-        shopify.HMAC_HEADER: shopify.sign(secret, body),
-        shopify.SHOP_HEADER: shop,
-        shopify.TOPIC_HEADER: topic,
-        shopify.WEBHOOK_ID_HEADER: WEBHOOK_ID,
-        shopify.EVENT_ID_HEADER: "98880550-7158-44d4-b7cd-2c97c8a091b5",
-        shopify.API_VERSION_HEADER: "2024-01",
-        shopify.TRIGGERED_AT_HEADER: "2024-03-11T16:05:17.123Z",
-    }
+    return shopify.delivery_headers(
+        secret,
+        body,
+        shop=shop,
+        topic=topic,
+        webhook_id=WEBHOOK_ID,
+        api_version="2024-01",
+        event_id="98880550-7158-44d4-b7cd-2c97c8a091b5",
+        triggered_at="2024-03-11T16:05:17.123Z",
+    )
 
 
 class FakePool:
