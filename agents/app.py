@@ -13,11 +13,12 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from agents.dedupe import TableSeenDeliveries
-from agents.offsets import OffsetGap, OffsetGuard, Partition
-from agents.services import ResourcesService
+from agents.offsets import OffsetGuard, Partition
+from agents.services import ResourcesService, readiness
+from agents.watchdog import StallWatchdog
 from pipeline.batch import BatchProcessor
 from pipeline.channels import ChannelCache, ChannelStore
-from pipeline.kafka import consumer_group, topic_names
+from pipeline.kafka import committed_offsets, consumer_group, topic_names
 from pipeline.outcomes import RawMessage
 from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
@@ -30,9 +31,9 @@ log = logging.getLogger("agents.app")
 
 
 def create_faust_app(
-    settings: Settings, resources: ResourcesService, on_gap: Callable[[OffsetGap], None]
+    settings: Settings, resources: ResourcesService, restart: Callable[[str], None]
 ) -> faust.App:
-    """Build the app; nothing connects until a faust.Worker starts it."""
+    """`restart(reason)` must replace the process; it is called when Faust skipped or stalled."""
     names = topic_names(settings)
     app = faust.App(
         consumer_group(settings),
@@ -60,20 +61,84 @@ def create_faust_app(
     table = app.Table(DEDUPE_TABLE, default=None, partitions=settings.partitions)
     seen = TableSeenDeliveries(table, settings.dedupe_window_s)
 
+    group_commits: dict[str, dict[int, int]] = {}  # per assignment: topic -> partition -> offset
+
+    async def committed_offset(tp: TP) -> int | None:
+        """The group's committed offset, asked of Kafka once per topic per assignment.
+
+        Faust's own map is filled asynchronously and was seen empty right after a restart,
+        which made the guard expect offset 0 (a needless restart, nothing worse).
+        """
+        if tp.topic not in group_commits:
+            try:
+                group_commits[tp.topic] = await committed_offsets(settings, tp.topic)
+            except (KafkaError, OSError, TimeoutError):
+                return app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined,no-any-return]
+        return group_commits[tp.topic].get(tp.partition)
+
     async def start_of(partition: Partition) -> int | None:
         """Where this assignment starts reading: the committed offset, or the log start."""
         tp = TP(*partition)
-        # Faust records the committed offsets when it seeks on assignment (None for 0 or none).
-        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+        committed = await committed_offset(tp)
         earliest = (await app.consumer.earliest_offsets(tp)).get(tp)
         known = [o for o in (committed, earliest) if o is not None]
         return max(known) if known else None
 
     guard = OffsetGuard(start_of)
+    watchdog = StallWatchdog(settings.worker_stall_timeout_s)
 
     def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         seen.forget_assignment()
         guard.forget_assignment()
+        group_commits.clear()
+        watchdog.reset()
+
+    async def messages_waiting() -> bool:
+        """Does any assigned stream partition hold messages past the next one we expect?"""
+        changelog = f"{consumer_group(settings)}-{DEDUPE_TABLE}-changelog"
+        tps = [tp for tp in app.consumer.assignment() if tp.topic != changelog]
+        if not tps:
+            return False
+        highwaters = await app.consumer.highwaters(*tps)
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            expected = guard.next_expected(key)
+            if expected is None:
+                expected = await start_of(key)
+            if (
+                highwaters.get(tp) is not None
+                and expected is not None
+                and highwaters[tp] > expected
+            ):
+                return True
+        return False
+
+    def commit_positions() -> dict[Partition, tuple[int | None, int]]:
+        """Per partition processed since assignment: (Faust's committed offset, next to process)."""
+        committed = app.consumer._committed_offset  # type: ignore[attr-defined]
+        positions = {}
+        for tp in app.consumer.assignment():
+            key = (tp.topic, tp.partition)
+            processed_to = guard.next_expected(key)
+            if processed_to is not None:
+                positions[key] = (committed.get(tp), processed_to)
+        return positions
+
+    async def watch_for_stall() -> None:
+        if not readiness(app)[0]:  # recovering or rebalancing: waiting is expected
+            watchdog.reset()
+            return
+        try:
+            waiting = await messages_waiting()
+        except (KafkaError, OSError, TimeoutError):
+            watchdog.reset()  # Kafka is away: a restart would not help, so wait for it
+            return
+        if watchdog.stalled(waiting):
+            restart(f"no messages for {settings.worker_stall_timeout_s:g} s with lag outstanding")
+        if watchdog.commits_stuck(commit_positions()):
+            restart(f"offsets not committed for {settings.worker_stall_timeout_s:g} s")
+
+    app.timer(interval=max(1.0, settings.worker_stall_timeout_s / 6))(watch_for_stall)
 
     app.on_partitions_assigned.connect(on_assigned)
 
@@ -86,15 +151,17 @@ def create_faust_app(
         is never released (see agents/offsets.py).
         """
         async for events in stream.take_events(max_, within=within):
+            watchdog.batch_started()
             for event in events:
                 event.message.incref()
             gap = await guard.check([_raw_message(e) for e in events])
             if gap is not None:
-                on_gap(gap)  # does not return: nothing after the hole may be acknowledged
+                restart(str(gap))  # does not return: nothing after the hole may be acknowledged
                 return
             yield events
             for event in events:
                 event.ack()
+            watchdog.batch_done()
 
     async def process_webhooks(stream: Any) -> None:
         res = resources.resources

@@ -41,6 +41,10 @@ class OffsetGuard:
         self._start_of = start_of
         self._next: dict[Partition, int] = {}
 
+    def next_expected(self, partition: Partition) -> int | None:
+        """The offset the next message of `partition` must have, once one was seen."""
+        return self._next.get(partition)
+
     def forget_assignment(self) -> None:
         """Partitions moved: every partition's start is learned again from Kafka."""
         self._next.clear()

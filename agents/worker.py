@@ -11,7 +11,6 @@ from typing import NoReturn
 import faust
 
 from agents.app import create_faust_app
-from agents.offsets import OffsetGap
 from agents.services import HealthService, ResourcesService
 from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings
@@ -25,7 +24,7 @@ def run_worker(settings: Settings) -> None:
     if created:
         log.info("created topics", extra={"topics": created})
     resources = ResourcesService(settings)
-    app = create_faust_app(settings, resources, restart_after_gap)
+    app = create_faust_app(settings, resources, restart_worker)
     health = HealthService(app, settings.worker_web_port)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -45,16 +44,17 @@ def run_worker(settings: Settings) -> None:
 RESTARTS_ENV = "PIPELINE_WORKER_RESTARTS"
 
 
-def restart_after_gap(gap: OffsetGap) -> NoReturn:
+def restart_worker(reason: str) -> NoReturn:
     """Replace this process with a fresh worker, which re-reads from the committed offsets.
 
-    Nothing after the hole was acknowledged, so nothing after it can have been committed; like a
-    SIGKILL, this loses nothing, and the work since the last commit is redone idempotently.
+    Called when Faust skipped messages (nothing after the hole was acknowledged, so nothing
+    after it was committed) or stalled with lag outstanding. Like a SIGKILL this loses nothing;
+    the work since the last commit is redone idempotently.
     """
     restarts = int(os.environ.get(RESTARTS_ENV, "0")) + 1
     log.critical(
-        "messages were skipped by the stream; restarting the worker to re-read them",
-        extra={"gap": str(gap), "restarts": restarts},
+        "the stream skipped or stalled; restarting the worker to re-read from committed offsets",
+        extra={"reason": reason, "restarts": restarts},
     )
     logging.shutdown()
     os.environ[RESTARTS_ENV] = str(restarts)

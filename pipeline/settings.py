@@ -51,6 +51,7 @@ class Settings:
     table_data_dir: str = ".run/tables"
     worker_web_port: int = 6066
     session_timeout_s: float = 30.0
+    worker_stall_timeout_s: float = 60.0
     batch_max: int = 500
     batch_within_s: float = 0.2
     ingress_max_body_bytes: int = 1024 * 1024
@@ -102,6 +103,7 @@ _ENV: dict[str, str] = {
     "table_data_dir": "TABLE_DATA_DIR",
     "worker_web_port": "WORKER_WEB_PORT",
     "session_timeout_s": "KAFKA_SESSION_TIMEOUT_S",
+    "worker_stall_timeout_s": "WORKER_STALL_TIMEOUT_S",
     "batch_max": "SINK_BATCH_MAX",
     "batch_within_s": "SINK_BATCH_WITHIN_S",
     "ingress_max_body_bytes": "INGRESS_MAX_BODY_BYTES",

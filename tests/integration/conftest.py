@@ -87,6 +87,7 @@ def base_settings() -> Iterator[Settings]:
         partitions=3,
         batch_within_s=0.05,
         session_timeout_s=8.0,
+        worker_stall_timeout_s=10.0,
         retry_base_delay_s=1.0,
         log_format="json",
     )
@@ -202,6 +203,7 @@ def settings_env(s: Settings) -> dict[str, str]:
         "SINK_BATCH_WITHIN_S": str(s.batch_within_s),
         "SINK_BATCH_MAX": str(s.batch_max),
         "KAFKA_SESSION_TIMEOUT_S": str(s.session_timeout_s),
+        "WORKER_STALL_TIMEOUT_S": str(s.worker_stall_timeout_s),
         "RETRY_BASE_DELAY_S": str(s.retry_base_delay_s),
         "LOG_FORMAT": "json",
     }
