@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import faust
 from aiohttp import web
 from mode import Service
 
-from pipeline.resources import Resources, open_resources
+from pipeline.resources import Resources, dependency_down, open_resources
+from pipeline.retry import Backoff, until_done
 from pipeline.settings import Settings
 
 
@@ -27,7 +29,13 @@ class ResourcesService(Service):
         return self._resources
 
     async def on_start(self) -> None:
-        self._resources = await open_resources(self._settings)
+        # A worker (re)started during an outage waits for its dependencies instead of exiting.
+        self._resources = await until_done(
+            partial(open_resources, self._settings),
+            retriable=dependency_down,
+            backoff=Backoff(first_s=0.5, cap_s=10.0),
+            what="open postgres and kafka",
+        )
 
     async def on_stop(self) -> None:
         if self._resources is not None:

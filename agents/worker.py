@@ -6,13 +6,17 @@ import asyncio
 import logging
 import os
 import sys
+from functools import partial
 from typing import NoReturn
 
 import faust
+from aiokafka.errors import KafkaError
 
 from agents.app import create_faust_app
 from agents.services import HealthService, ResourcesService
 from pipeline.kafka import ensure_topics
+from pipeline.resources import dependency_down
+from pipeline.retry import Backoff, until_done
 from pipeline.settings import Settings
 
 log = logging.getLogger("agents.worker")
@@ -20,7 +24,14 @@ log = logging.getLogger("agents.worker")
 
 def run_worker(settings: Settings) -> None:
     """Create the pipeline's topics, then run until SIGTERM/SIGINT (Faust handles both)."""
-    created = asyncio.run(ensure_topics(settings))
+    created = asyncio.run(
+        until_done(
+            partial(ensure_topics, settings),
+            retriable=lambda exc: dependency_down(exc) or isinstance(exc, KafkaError),
+            backoff=Backoff(first_s=0.5, cap_s=10.0),
+            what="create topics",
+        )
+    )
     if created:
         log.info("created topics", extra={"topics": created})
     resources = ResourcesService(settings)

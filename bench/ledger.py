@@ -58,6 +58,9 @@ SHOP_TZ = timezone(timedelta(hours=-5))
 EPOCH = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
+STALL_TIMEOUT_S = 15  # the workers' WORKER_STALL_TIMEOUT_S
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
     """One ledger run. `send_seconds` None paces the sending over max(30 s, posts / 250)."""
@@ -150,7 +153,7 @@ class LedgerResult:
             f"duplicated by table: {self.duplicated_by}",
             f"stored but never acknowledged: {self.stored_unacknowledged}",
             f"outages (stop to ready): {outages}",
-            f"worker re-execs after an offset gap: {self.gap_restarts}",
+            f"worker self-restarts (skipped offsets or a stall): {self.gap_restarts}",
             f"raw messages the worker group has not committed: {self.uncommitted}",
         ]
         parts += [f"log: {n} x {what}" for what, n in self.log_notes.items()]
@@ -456,6 +459,7 @@ class Run:
             "TABLE_DATA_DIR": str(work / "tables"),
             "WORKER_WEB_PORT": str(worker_port),
             "KAFKA_SESSION_TIMEOUT_S": "8",
+            "WORKER_STALL_TIMEOUT_S": str(STALL_TIMEOUT_S),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
         }
@@ -1019,10 +1023,13 @@ async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
             await run.reconcile(conn)
         finally:
             await conn.close()
-        result.uncommitted = await _settled_lag(settings, 15.0)
+        # Long enough for the worker's watchdog to notice stuck commits and restart itself.
+        commit_wait = STALL_TIMEOUT_S * 2 + 20
+        result.uncommitted = await _settled_lag(settings, commit_wait)
         if any(result.uncommitted.values()):
             result.problems.append(
-                f"the worker group has not committed the whole raw topic 15 s after the drain "
+                f"the worker group has not committed the whole raw topic {commit_wait} s after "
+                "the drain "
                 f"(uncommitted messages per partition: {result.uncommitted})"
             )
             try:
@@ -1032,7 +1039,7 @@ async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
         tasks[0].cancel()
         notes = run.worker.notes() + run.ingress.notes()
         result.log_notes = dict(notes.most_common(12))
-        result.gap_restarts = sum(n for k, n in notes.items() if "messages were skipped" in k)
+        result.gap_restarts = sum(n for k, n in notes.items() if "skipped or stalled" in k)
         if run.stalled:
             ready = await run.ingress.wait_http(ingress_url.replace("healthz", "readyz"), 3)
             result.problems.append(f"ingress /readyz answers {'200' if ready else 'not ready'}")
