@@ -18,7 +18,7 @@ from agents.services import ResourcesService, readiness
 from agents.watchdog import StallWatchdog
 from pipeline.batch import BatchProcessor
 from pipeline.channels import ChannelCache, ChannelStore
-from pipeline.kafka import committed_offsets, consumer_group, topic_names
+from pipeline.kafka import committed_offsets, consumer_group, group_offsets, topic_names
 from pipeline.outcomes import RawMessage
 from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
@@ -117,16 +117,21 @@ def create_faust_app(
                 return True
         return False
 
-    def commit_positions() -> dict[Partition, tuple[int | None, int]]:
-        """Per partition processed since assignment: (Faust's committed offset, next to process)."""
-        committed = app.consumer._committed_offset  # type: ignore[attr-defined]
-        positions = {}
+    async def commit_positions() -> dict[Partition, tuple[int | None, int]]:
+        """Per partition processed since assignment: (the group's offset in Kafka, next to process).
+
+        Kafka's view, not Faust's: Faust records an offset as committed even when the commit
+        failed (rejected across a rebalance), and then never sends it again.
+        """
+        processed = {}
         for tp in app.consumer.assignment():
-            key = (tp.topic, tp.partition)
-            processed_to = guard.next_expected(key)
-            if processed_to is not None:
-                positions[key] = (committed.get(tp), processed_to)
-        return positions
+            to = guard.next_expected((tp.topic, tp.partition))
+            if to is not None:
+                processed[(tp.topic, tp.partition)] = to
+        if not processed:
+            return {}
+        committed = await group_offsets(settings)
+        return {key: (committed.get(key), to) for key, to in processed.items()}
 
     async def watch_for_stall() -> None:
         if not readiness(app)[0]:  # recovering or rebalancing: waiting is expected
@@ -139,7 +144,11 @@ def create_faust_app(
             return
         if watchdog.stalled(waiting):
             restart(f"no messages for {settings.worker_stall_timeout_s:g} s with lag outstanding")
-        if watchdog.commits_stuck(commit_positions()):
+        try:
+            positions = await commit_positions()
+        except (KafkaError, OSError, TimeoutError):
+            return
+        if watchdog.commits_stuck(positions):
             restart(f"offsets not committed for {settings.worker_stall_timeout_s:g} s")
 
     app.timer(interval=max(1.0, settings.worker_stall_timeout_s / 6))(watch_for_stall)

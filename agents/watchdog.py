@@ -50,8 +50,9 @@ class StallWatchdog:
         """True when a partition's commit trails what was processed and has not moved for the
         timeout. `positions` maps partition -> (committed offset or None, next offset to process).
 
-        Seen in the ledger after a Kafka restart: every delivery stored, yet the group's commits
-        stopped advancing (nothing lost, but lag stays up until a restart re-reads).
+        Seen in the ledger: every delivery stored, yet the group's offsets in Kafka stayed behind,
+        because Faust counts a commit rejected across a rebalance as done and never resends it
+        (nothing lost, but lag stays up until a restart re-reads).
         """
         if self._busy:  # a batch in hand (say, waiting out Postgres) commits when it is done
             self._commits.clear()

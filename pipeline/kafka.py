@@ -75,11 +75,16 @@ async def _admin(settings: Settings, timeout_s: float = 30.0) -> AsyncIterator[A
         await admin.close()
 
 
-async def committed_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    """Partition -> offset the worker group has committed on `topic` (for lag and diagnosis)."""
+async def group_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> offset the worker group has committed, as Kafka holds it."""
     async with _admin(settings) as admin:
         offsets = await admin.list_consumer_group_offsets(consumer_group(settings))
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
+async def committed_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Partition -> offset the worker group has committed on `topic` (for lag and diagnosis)."""
+    return {p: o for (t, p), o in (await group_offsets(settings)).items() if t == topic}
 
 
 async def delete_prefixed_topics(settings: Settings) -> list[str]:
