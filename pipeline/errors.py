@@ -33,11 +33,3 @@ class EnvelopeError(InvalidPayload):
     """A raw-topic message is not an envelope this version understands."""
 
     code = "invalid_envelope"
-
-
-class DependencyUnavailable(PipelineError):
-    """Postgres, Kafka or Redis did not answer: not the delivery's fault, so it is waited out in
-    place (nothing committed, nothing dead-lettered) rather than sent to a retry topic."""
-
-    retriable = True
-    code = "dependency_unavailable"
