@@ -15,11 +15,7 @@ from pipeline import envelope as envelopes
 from pipeline.errors import EnvelopeError
 
 # Every filter is optional: NULL means "any". Keyset paging on id makes a replay resumable.
-SELECT_DEAD_LETTERS = """
-SELECT id, platform, shop_id, topic, delivery_id, error_class, error, attempts,
-       first_failed_at, last_failed_at, source_topic, source_partition, source_offset,
-       created_at, replayed_at, replay_count, message_key, payload
-FROM dead_letters
+DEAD_LETTER_FILTER = """
 WHERE ($1::text IS NULL OR platform = $1)
   AND ($2::text IS NULL OR shop_id = $2)
   AND ($3::text IS NULL OR error_class ILIKE '%' || $3 || '%' OR error ILIKE '%' || $3 || '%')
@@ -28,9 +24,15 @@ WHERE ($1::text IS NULL OR platform = $1)
   AND ($6::boolean OR replayed_at IS NULL)
   AND ($7::bigint[] IS NULL OR id = ANY($7))
   AND id > $8
-ORDER BY id
-LIMIT $9
 """
+# Built from constants only; no input ever reaches the text.
+SELECT_DEAD_LETTERS = (
+    "SELECT id, platform, shop_id, topic, delivery_id, error_class, error, attempts,"  # noqa: S608
+    " first_failed_at, last_failed_at, source_topic, source_partition, source_offset,"
+    " created_at, replayed_at, replay_count, message_key, payload"
+    " FROM dead_letters" + DEAD_LETTER_FILTER + "ORDER BY id LIMIT $9"
+)
+COUNT_DEAD_LETTERS = "SELECT count(*) FROM dead_letters" + DEAD_LETTER_FILTER  # noqa: S608
 MARK_REPLAYED = (
     "UPDATE dead_letters SET replayed_at = now(), replay_count = replay_count + 1 WHERE id = $1"
 )
@@ -73,6 +75,10 @@ class DeadLetterStore:
         self, where: DlqFilter, *, after_id: int = 0, limit: int = 100
     ) -> list[asyncpg.Record]:
         return list(await self._pool.fetch(SELECT_DEAD_LETTERS, *where.args(after_id, limit)))
+
+    async def count(self, where: DlqFilter) -> int:
+        args = where.args(after_id=0, limit=0)[:-1]  # the count takes every filter but LIMIT
+        return int(await self._pool.fetchval(COUNT_DEAD_LETTERS, *args))
 
     async def get(self, letter_id: int) -> asyncpg.Record | None:
         rows = await self.page(DlqFilter(include_replayed=True, ids=(letter_id,)), limit=1)

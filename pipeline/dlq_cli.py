@@ -172,20 +172,20 @@ class _Progress:
 async def _replay(
     settings: Settings, store: DeadLetterStore, where: DlqFilter, args: argparse.Namespace
 ) -> int:
-    rows = [row async for row in store.all(where)]
+    total = await store.count(where)
     if args.dry_run:
         print(
-            f"would replay {len(rows)} dead letter(s) to {topic_names(settings).raw} "
+            f"would replay {total} dead letter(s) to {topic_names(settings).raw} "
             f"at up to {args.rate:g}/s:"
         )
-        for row in rows:
+        async for row in store.all(where):
             try:
                 replay_payload(row)
                 print(_line(row))
             except ValueError as exc:
                 print(f"{row['id']:<8} cannot replay: {exc}")
         return 0
-    if not rows:
+    if not total:
         print("nothing to replay")
         return 0
     producer = create_producer(settings)
@@ -195,7 +195,7 @@ async def _replay(
         raise CliError(
             f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc!r})"
         ) from None
-    progress = _Progress(len(rows))
+    progress = _Progress(total)
     try:
         report = await replay(
             store,
