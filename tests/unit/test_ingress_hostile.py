@@ -39,7 +39,7 @@ from pipeline import envelope as envelopes
 from pipeline.ingress import create_web_app
 from pipeline.platforms import shopify
 from pipeline.settings import Settings
-from tests.unit.factories import SECRET, SHOP, fixture_bytes
+from tests.unit.factories import SECRET, SHOP, fixture_bytes, shopify_headers
 
 # --------------------------------------------------------------------------------------------
 # Shared harness: fakes, a client per test, answers
@@ -72,16 +72,7 @@ def signed_headers(
     body: bytes, *, secret: str = SECRET, shop: str = SHOP, topic: str = "orders/cancelled"
 ) -> dict[str, str]:
     """Headers of a genuine Shopify delivery of `body`."""
-    return shopify.delivery_headers(
-        secret,
-        body,
-        shop=shop,
-        topic=topic,
-        webhook_id=WEBHOOK_ID,
-        api_version="2024-01",
-        event_id="98880550-7158-44d4-b7cd-2c97c8a091b5",
-        triggered_at="2024-03-11T16:05:17.123Z",
-    )
+    return shopify_headers(body, secret=secret, shop=shop, topic=topic, webhook_id=WEBHOOK_ID)
 
 
 class FakePool:
