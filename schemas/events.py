@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -28,6 +28,46 @@ class Source:
     topic: str
     delivery_id: str
     received_at: datetime
+
+
+class CanonicalEvent(Protocol):
+    """What the sink, the publisher and the audit trail need of any canonical event."""
+
+    @property
+    def event_id(self) -> uuid.UUID: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def occurred_at(self) -> datetime: ...
+
+    @property
+    def source(self) -> Source: ...
+
+    @property
+    def schema(self) -> str: ...
+
+    @property
+    def stream(self) -> str:
+        """Which canonical topic carries it: `orders`, `products`, `inventory`, `fulfillments`."""
+        ...
+
+    @property
+    def entity_type(self) -> str: ...
+
+    @property
+    def entity_id(self) -> str: ...
+
+    @property
+    def entity_key(self) -> str:
+        """The Kafka key: platform, shop and entity, so one entity stays on one partition."""
+        ...
+
+
+def entity_key(platform: str, shop_id: str, entity_type: str, entity_id: str) -> str:
+    """`<platform>:<shop>:<entity type>:<id>`, the key every topic uses for one entity."""
+    return f"{platform}:{shop_id}:{entity_type}:{entity_id}"
 
 
 def _default(value: Any) -> Any:

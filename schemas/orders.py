@@ -1,4 +1,4 @@
-"""Canonical order events (topic `commerce.orders`, schema version 1)."""
+"""Canonical order events (topic `commerce.orders`): full snapshots and thin status changes."""
 
 from __future__ import annotations
 
@@ -8,18 +8,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal
 
-from schemas.events import Source, deterministic_id
+from schemas.events import Source, deterministic_id, entity_key
 
 OrderStatus = Literal[
-    "pending", "paid", "partially_fulfilled", "fulfilled", "cancelled", "refunded"
+    "pending",
+    "paid",
+    "partially_fulfilled",
+    "fulfilled",
+    "completed",
+    "cancelled",
+    "refunded",
+    "returned",
 ]
 ORDER_STATUSES: Final = (
     "pending",
     "paid",
     "partially_fulfilled",
     "fulfilled",
+    "completed",
     "cancelled",
     "refunded",
+    "returned",
 )
 
 OrderEventType = Literal[
@@ -78,6 +87,8 @@ class Order:
     cancelled_at: datetime | None = None
     source_updated_at: datetime | None = None
     lines: tuple[OrderLine, ...] = field(default_factory=tuple)
+    # The platform's own status word where it has one (WooCommerce `status`); new in v1.1.
+    platform_status: str | None = None
 
     @property
     def row_id(self) -> uuid.UUID:
@@ -95,13 +106,77 @@ class OrderEvent:
     source: Source
     schema: str = "commerce.order/v1"
 
+    stream = "orders"
+    entity_type = "order"
+
+    @property
+    def entity_id(self) -> str:
+        return self.order.external_id
+
     @property
     def entity_key(self) -> str:
-        return f"{self.order.platform}:{self.order.shop_id}:order:{self.order.external_id}"
+        return entity_key(self.order.platform, self.order.shop_id, "order", self.order.external_id)
 
 
 def order_event_id(order: Order, event_type: str, version: str) -> uuid.UUID:
     """Same order, same event type, same source version: same id, whichever delivery carried it."""
     return deterministic_id(
         "order-event", order.platform, order.shop_id, order.external_id, event_type, version
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusChange:
+    """What a thin push says of an order: its id and new status, never amounts or lines.
+
+    `line_id` is set when the platform reports per line (Lazada); `platform_status` is the
+    platform's own word, kept because the canonical set is coarser.
+    """
+
+    platform: str
+    shop_id: str
+    external_id: str
+    status: OrderStatus
+    platform_status: str
+    source_updated_at: datetime | None = None
+    line_id: str | None = None
+
+    @property
+    def row_id(self) -> uuid.UUID:
+        return order_row_id(self.platform, self.shop_id, self.external_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusEvent:
+    """An order's status changed (Shopee, Lazada, TikTok Shop pushes and the like)."""
+
+    event_id: uuid.UUID
+    type: Literal["order.status_changed"]
+    occurred_at: datetime
+    order: OrderStatusChange
+    source: Source
+    schema: str = "commerce.order_status/v1"
+
+    stream = "orders"
+    entity_type = "order"
+
+    @property
+    def entity_id(self) -> str:
+        return self.order.external_id
+
+    @property
+    def entity_key(self) -> str:
+        return entity_key(self.order.platform, self.order.shop_id, "order", self.order.external_id)
+
+
+def status_event_id(change: OrderStatusChange, version: str) -> uuid.UUID:
+    """Same order (and line), same platform status, same source version: same id."""
+    return deterministic_id(
+        "order-status",
+        change.platform,
+        change.shop_id,
+        change.external_id,
+        change.line_id or "",
+        change.platform_status,
+        version,
     )
