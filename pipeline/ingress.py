@@ -104,6 +104,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise Rejection(413, f"body exceeds {settings.ingress_max_body_bytes} bytes")
     body = await request.read()
     headers = request.headers
+    if adapter.handshake(headers, body):
+        log.info("handshake answered", extra={"platform": platform})
+        return web.json_response({"status": "ok"})
     shop_id = adapter.shop_of(headers, body)
     try:
         channel = await request.app[CHANNELS].get(platform, shop_id)
@@ -116,7 +119,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         )
     if channel is None:
         raise Rejection(404, f"unknown {platform} shop")
-    if not adapter.verify(channel.secrets, headers, body):
+    if not adapter.verify(channel.credentials, headers, body):
         log.info("signature rejected", extra={"platform": platform, "shop_id": shop_id})
         raise Rejection(401, "signature missing or invalid")
     info = adapter.describe(shop_id, headers, body)
@@ -167,6 +170,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
             "ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )
+    if adapter.empty_ack:
+        return web.Response(status=200)
     return web.json_response({"status": "accepted", "delivery_id": item.delivery_id})
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pipeline.envelope import Envelope
-from schemas.orders import OrderEvent
+from schemas.catalogue import AnyEvent
 
 Status = Literal["COMPLETED", "DUPLICATE", "STALE", "IGNORED", "FAILED", "DEAD_LETTERED"]
 
@@ -69,7 +69,7 @@ class Outcome:
     source: RawMessage
     dedupe_key: str | None
     audit: AuditRecord | None
-    events: tuple[OrderEvent, ...] = field(default_factory=tuple)
+    events: tuple[AnyEvent, ...] = field(default_factory=tuple)
     dead_letter: DeadLetter | None = None
     retry: Envelope | None = None
 

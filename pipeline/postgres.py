@@ -11,8 +11,9 @@ from pipeline.settings import Settings
 
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
-# Connection-level failures: Postgres is down, restarting, or out of connections.
-_RETRIABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+# Connection-level failures (Postgres down, restarting, out of connections) and transaction
+# rollbacks (deadlock, serialization failure) that succeed when tried again.
+_RETRIABLE_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 
 
 async def create_pool(settings: Settings, *, min_size: int = 1) -> asyncpg.Pool:

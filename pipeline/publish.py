@@ -40,7 +40,9 @@ class Publisher:
             for event in outcome.events:
                 pending.append(
                     await self._producer.send(
-                        self._names.orders, to_json(event), key=event.entity_key.encode()
+                        self._names.canonical(event.stream),
+                        to_json(event),
+                        key=event.entity_key.encode(),
                     )
                 )
             letter = outcome.dead_letter

@@ -5,14 +5,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import asyncpg
 
 from pipeline import sql
 from pipeline.outcomes import AuditRecord, Outcome
 from pipeline.postgres import Connection
+from pipeline.writers import fulfillments, inventory, orders, products, reservations
+from schemas.catalogue import AnyEvent
 from schemas.events import to_json
-from schemas.orders import Order, OrderEvent
+from schemas.fulfillments import FulfillmentEvent
+from schemas.inventory import InventoryLevelEvent
+from schemas.orders import OrderEvent, OrderStatusEvent
+from schemas.products import PriceEvent, ProductEvent
+
+E = TypeVar("E")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +43,7 @@ class PostgresSink:
         async with self._pool.acquire() as conn, conn.transaction():
             events = _first_claims(outcomes)
             new_ids = await _insert_events(conn, events)
-            chosen = _newest_per_order(events)
-            applied = await _upsert_orders(conn, chosen)
-            await _replace_lines(conn, [e.order for e in chosen if e.order.row_id in applied])
-            stale = {e.order.row_id for e in chosen} - applied
+            stale = await _apply(conn, events)
             audits = _final_audits(outcomes, new_ids, stale)
             inserted = await _insert_audits(conn, audits)
             await _insert_dead_letters(conn, [o for o in outcomes if o.dead_letter is not None])
@@ -50,7 +55,32 @@ class PostgresSink:
         )
 
 
-def _first_claims(outcomes: Sequence[Outcome]) -> list[OrderEvent]:
+async def _apply(conn: Connection, events: list[AnyEvent]) -> set[uuid.UUID]:
+    """Bring entity tables up to date; returns the ids of events newer state superseded.
+
+    Products come first so stock levels and reservations can resolve their variants; orders
+    before fulfilments and reservations, which read the order's stored state.
+    """
+    stale: set[uuid.UUID] = set()
+    stale |= await products.apply_products(conn, _of(events, ProductEvent))
+    stale |= await products.apply_prices(conn, _of(events, PriceEvent))
+    stale |= await inventory.apply_levels(conn, _of(events, InventoryLevelEvent))
+    snapshots = _of(events, OrderEvent)
+    changes = _of(events, OrderStatusEvent)
+    stale |= await orders.apply_snapshots(conn, snapshots)
+    stale |= await orders.apply_status_changes(conn, changes)
+    shipped = _of(events, FulfillmentEvent)
+    stale |= await fulfillments.apply_fulfillments(conn, shipped)
+    touched = {e.order.row_id for e in snapshots} | {e.order.row_id for e in changes}
+    await reservations.reconcile(conn, touched)
+    return stale
+
+
+def _of(events: list[AnyEvent], kind: type[E]) -> list[E]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+def _first_claims(outcomes: Sequence[Outcome]) -> list[AnyEvent]:
     """Each event id once per batch, claimed by the first delivery that carries it."""
     seen: set[uuid.UUID] = set()
     claims = []
@@ -62,17 +92,17 @@ def _first_claims(outcomes: Sequence[Outcome]) -> list[OrderEvent]:
     return claims
 
 
-async def _insert_events(conn: Connection, events: list[OrderEvent]) -> set[uuid.UUID]:
+async def _insert_events(conn: Connection, events: list[AnyEvent]) -> set[uuid.UUID]:
     if not events:
         return set()
     rows = await conn.fetch(
         sql.INSERT_EVENTS,
         [e.event_id for e in events],
         [e.type for e in events],
-        [e.order.platform for e in events],
-        [e.order.shop_id for e in events],
-        ["order"] * len(events),
-        [e.order.external_id for e in events],
+        [e.source.platform for e in events],
+        [e.source.shop_id for e in events],
+        [e.entity_type for e in events],
+        [e.entity_id for e in events],
         [e.source.delivery_id for e in events],
         [to_json(e).decode("utf-8") for e in events],
         [e.occurred_at for e in events],
@@ -80,72 +110,10 @@ async def _insert_events(conn: Connection, events: list[OrderEvent]) -> set[uuid
     return {r["event_id"] for r in rows}
 
 
-def _newest_per_order(events: list[OrderEvent]) -> list[OrderEvent]:
-    """One snapshot per order (an upsert may touch a row once): the newest, later one on ties."""
-    newest: dict[uuid.UUID, OrderEvent] = {}
-    for event in events:
-        key = event.order.row_id
-        held = newest.get(key)
-        if held is None or _version(event.order) >= _version(held.order):
-            newest[key] = event
-    return list(newest.values())
-
-
-def _version(order: Order) -> float:
-    return order.source_updated_at.timestamp() if order.source_updated_at else float("-inf")
-
-
-async def _upsert_orders(conn: Connection, chosen: list[OrderEvent]) -> set[uuid.UUID]:
-    """Offer each order's newest snapshot; returns the orders whose row took it."""
-    if not chosen:
-        return set()
-    orders = [e.order for e in chosen]
-    rows = await conn.fetch(
-        sql.UPSERT_ORDERS,
-        [o.row_id for o in orders],
-        [o.platform for o in orders],
-        [o.shop_id for o in orders],
-        [o.external_id for o in orders],
-        [o.order_number for o in orders],
-        [o.status for o in orders],
-        [o.financial_status for o in orders],
-        [o.fulfillment_status for o in orders],
-        [o.currency for o in orders],
-        [o.total_amount for o in orders],
-        [o.subtotal_amount for o in orders],
-        [o.total_tax for o in orders],
-        [o.customer_email for o in orders],
-        [o.placed_at for o in orders],
-        [o.cancelled_at for o in orders],
-        [o.source_updated_at for o in orders],
-        [e.event_id for e in chosen],
-    )
-    return {r["id"] for r in rows}
-
-
-async def _replace_lines(conn: Connection, orders: list[Order]) -> None:
-    if not orders:
-        return
-    await conn.execute(sql.DELETE_ORDER_LINES, [o.row_id for o in orders])
-    lines = [(order.row_id, line) for order in orders for line in order.lines]
-    if not lines:
-        return
-    await conn.execute(
-        sql.INSERT_ORDER_LINES,
-        [oid for oid, _ in lines],
-        [ln.external_line_id for _, ln in lines],
-        [ln.variant_id for _, ln in lines],
-        [ln.product_id for _, ln in lines],
-        [ln.sku for _, ln in lines],
-        [ln.title for _, ln in lines],
-        [ln.quantity for _, ln in lines],
-        [ln.unit_price for _, ln in lines],
-    )
-
-
 def _final_audits(
     outcomes: Sequence[Outcome], new_ids: set[uuid.UUID], stale: set[uuid.UUID]
 ) -> list[AuditRecord]:
+    """`stale` holds event ids: a delivery all of whose events were superseded is STALE."""
     """COMPLETED unless every event was known (DUPLICATE) or the stored state is newer (STALE)."""
     audits = []
     unclaimed = set(new_ids)  # an event new to Postgres counts for the first delivery carrying it
@@ -158,7 +126,7 @@ def _final_audits(
             unclaimed -= claimed
             if not claimed:
                 audit = replace(audit, status="DUPLICATE")
-            elif all(e.order.row_id in stale for e in outcome.events):
+            elif all(e.event_id in stale for e in outcome.events):
                 audit = replace(audit, status="STALE", error="a newer version is already stored")
         audits.append(audit)
     return audits

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 RAW_WEBHOOKS = "webhooks.raw"
 ORDER_EVENTS = "commerce.orders"
+CANONICAL_PREFIX = "commerce."
+# One canonical topic per stream (schemas/catalogue.py STREAMS): commerce.orders, ...
+CANONICAL_STREAMS = ("orders", "products", "inventory", "fulfillments")
 DEAD_LETTERS = "webhooks.dlq"
 RETRY_PREFIX = "webhooks.retry."
 DEDUPE_TABLE = "seen-deliveries"
@@ -39,6 +42,12 @@ class TopicNames:
     def orders(self) -> str:
         return self.prefix + ORDER_EVENTS
 
+    def canonical(self, stream: str) -> str:
+        """The topic carrying one stream of canonical events (`orders`, `products`, ...)."""
+        if stream not in CANONICAL_STREAMS:
+            raise ValueError(f"unknown canonical stream {stream!r}")
+        return f"{self.prefix}{CANONICAL_PREFIX}{stream}"
+
     @property
     def dead_letters(self) -> str:
         return self.prefix + DEAD_LETTERS
@@ -59,7 +68,10 @@ def topic_specs(
         big["min.insync.replicas"] = "2"
     return [
         TopicSpec(names.raw, partitions, replication_factor, dict(big)),
-        TopicSpec(names.orders, partitions, replication_factor, dict(big)),
+        *(
+            TopicSpec(names.canonical(stream), partitions, replication_factor, dict(big))
+            for stream in CANONICAL_STREAMS
+        ),
         TopicSpec(names.dead_letters, partitions, replication_factor, dict(big)),
         *(
             TopicSpec(names.retry(tier), partitions, replication_factor, dict(big))

@@ -150,10 +150,10 @@ def test_a_replay_is_processed_even_when_the_delivery_was_seen() -> None:
 
 
 def test_ignored_topic_gives_an_ignored_audit_and_no_events() -> None:
-    outcome = _process(envelope(topic="products/update"))
+    outcome = _process(envelope(topic="orders/edited"))
     assert outcome.audit is not None
     assert outcome.audit.status == "IGNORED"
-    assert outcome.audit.error == "topic products/update is not handled yet"
+    assert outcome.audit.error == "topic orders/edited is not handled yet"
     assert outcome.events == ()
     assert outcome.dead_letter is None
 

@@ -8,7 +8,8 @@ from typing import Any
 from pipeline import sql
 from pipeline.outcomes import Outcome
 from pipeline.processing import process_message
-from pipeline.sink import PostgresSink, _final_audits, _first_claims, _newest_per_order
+from pipeline.sink import PostgresSink, _final_audits, _first_claims
+from pipeline.writers.orders import newest_per_order as _newest_per_order
 from tests.unit.factories import envelope, order_body, raw
 
 
@@ -33,7 +34,7 @@ def test_first_claims_keeps_each_event_once_for_the_first_carrier() -> None:
 
 
 def test_first_claims_skips_outcomes_without_events() -> None:
-    ignored = outcome("x", topic="products/update")
+    ignored = outcome("x", topic="orders/edited")
     assert _first_claims([ignored, outcome("a")])[0].source.delivery_id == "a"
     assert len(_first_claims([ignored])) == 0
 
@@ -80,18 +81,18 @@ def test_final_audits_duplicate_when_no_event_is_new() -> None:
 
 def test_final_audits_stale_when_the_order_was_not_applied() -> None:
     o = outcome("a")
-    (audit,) = _final_audits([o], {o.events[0].event_id}, {o.events[0].order.row_id})
+    (audit,) = _final_audits([o], {o.events[0].event_id}, {o.events[0].event_id})
     assert audit.status == "STALE"
     assert audit.error == "a newer version is already stored"
 
 
 def test_final_audits_duplicate_wins_over_stale() -> None:
     o = outcome("a")
-    assert _statuses([o], set(), {o.events[0].order.row_id}) == ["DUPLICATE"]
+    assert _statuses([o], set(), {o.events[0].event_id}) == ["DUPLICATE"]
 
 
 def test_final_audits_leave_ignored_failed_and_audit_less_outcomes_alone() -> None:
-    ignored = outcome("i", topic="products/update")
+    ignored = outcome("i", topic="orders/edited")
     failed = outcome("f").dead_lettered("InvalidPayload", "bad", ignored.audit.received_at)  # type: ignore[union-attr]
     no_audit = replace(outcome("n"), audit=None)
     assert _statuses([ignored, failed, no_audit], set(), set()) == ["IGNORED", "DEAD_LETTERED"]
@@ -120,7 +121,13 @@ class FakeConn:
         return [{"id": i} for i in args[0]]
 
     async def execute(self, query: str, *args: Any) -> None:
-        assert query in (sql.DELETE_ORDER_LINES, sql.INSERT_ORDER_LINES)
+        assert query in (
+            sql.DELETE_ORDER_LINES,
+            sql.INSERT_ORDER_LINES,
+            sql.RELEASE_RESERVATIONS,
+            sql.CONSUME_RESERVATIONS,
+            sql.RESERVE_ORDER_LINES,
+        )
 
 
 class FakePool:

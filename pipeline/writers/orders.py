@@ -1,0 +1,110 @@
+"""Orders: full snapshots (newest `updated_at` wins, lines replaced) and thin status changes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from pipeline import sql
+from pipeline.postgres import Connection
+from schemas.orders import Order, OrderEvent, OrderStatusEvent
+
+
+def newest_per_order(events: Sequence[OrderEvent]) -> list[OrderEvent]:
+    """One snapshot per order (an upsert may touch a row once): the newest, later one on ties."""
+    newest: dict[uuid.UUID, OrderEvent] = {}
+    for event in events:
+        key = event.order.row_id
+        held = newest.get(key)
+        if held is None or _version(event.order) >= _version(held.order):
+            newest[key] = event
+    return list(newest.values())
+
+
+def _version(order: Order) -> float:
+    return order.source_updated_at.timestamp() if order.source_updated_at else float("-inf")
+
+
+async def apply_snapshots(conn: Connection, events: Sequence[OrderEvent]) -> set[uuid.UUID]:
+    """Upsert each order's newest snapshot and replace its lines; returns the stale event ids."""
+    if not events:
+        return set()
+    chosen = newest_per_order(events)
+    orders = [e.order for e in chosen]
+    rows = await conn.fetch(
+        sql.UPSERT_ORDERS,
+        [o.row_id for o in orders],
+        [o.platform for o in orders],
+        [o.shop_id for o in orders],
+        [o.external_id for o in orders],
+        [o.order_number for o in orders],
+        [o.status for o in orders],
+        [o.financial_status for o in orders],
+        [o.fulfillment_status for o in orders],
+        [o.currency for o in orders],
+        [o.total_amount for o in orders],
+        [o.subtotal_amount for o in orders],
+        [o.total_tax for o in orders],
+        [o.customer_email for o in orders],
+        [o.placed_at for o in orders],
+        [o.cancelled_at for o in orders],
+        [o.source_updated_at for o in orders],
+        [e.event_id for e in chosen],
+        [o.platform_status for o in orders],
+    )
+    applied = {r["id"] for r in rows}
+    await _replace_lines(conn, [o for o in orders if o.row_id in applied])
+    return {e.event_id for e in events if e.order.row_id not in applied}
+
+
+async def _replace_lines(conn: Connection, orders: list[Order]) -> None:
+    if not orders:
+        return
+    await conn.execute(sql.DELETE_ORDER_LINES, [o.row_id for o in orders])
+    lines = [(order.row_id, line) for order in orders for line in order.lines]
+    if not lines:
+        return
+    await conn.execute(
+        sql.INSERT_ORDER_LINES,
+        [oid for oid, _ in lines],
+        [ln.external_line_id for _, ln in lines],
+        [ln.variant_id for _, ln in lines],
+        [ln.product_id for _, ln in lines],
+        [ln.sku for _, ln in lines],
+        [ln.title for _, ln in lines],
+        [ln.quantity for _, ln in lines],
+        [ln.unit_price for _, ln in lines],
+    )
+
+
+async def apply_status_changes(
+    conn: Connection, events: Sequence[OrderStatusEvent]
+) -> set[uuid.UUID]:
+    """Set each order's status from its newest push, creating a minimal row (no amounts, no
+    lines) for an order not seen yet; returns the stale event ids."""
+    if not events:
+        return set()
+    newest: dict[uuid.UUID, OrderStatusEvent] = {}
+    for event in events:
+        held = newest.get(event.order.row_id)
+        if held is None or _change_version(event) >= _change_version(held):
+            newest[event.order.row_id] = event
+    chosen = list(newest.values())
+    rows = await conn.fetch(
+        sql.UPSERT_ORDER_STATUSES,
+        [e.order.row_id for e in chosen],
+        [e.order.platform for e in chosen],
+        [e.order.shop_id for e in chosen],
+        [e.order.external_id for e in chosen],
+        [e.order.status for e in chosen],
+        [e.order.platform_status for e in chosen],
+        [e.order.source_updated_at for e in chosen],
+        [e.event_id for e in chosen],
+    )
+    applied = {r["id"] for r in rows}
+    return {e.event_id for e in events if e.order.row_id not in applied}
+
+
+def _change_version(event: OrderStatusEvent) -> float:
+    moment = event.order.source_updated_at
+    return moment.timestamp() if moment else float("-inf")
