@@ -6,9 +6,11 @@ from typing import Final
 
 from pipeline.platforms.base import PlatformAdapter
 from pipeline.platforms.shopify import ShopifyAdapter
+from pipeline.platforms.woocommerce import WooCommerceAdapter
 
 ADAPTERS: Final[dict[str, PlatformAdapter]] = {
     "shopify": ShopifyAdapter(),
+    "woocommerce": WooCommerceAdapter(),
 }
 
 
