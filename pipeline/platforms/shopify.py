@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any, Final, Literal
 
 import orjson
 
 from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
-from pipeline.platforms.base import DeliveryInfo, Normalized, Rejection
+from pipeline.platforms.base import Credentials, DeliveryInfo, Normalized, Rejection
+from pipeline.platforms.fields import hmac_sha256, json_object, signed_by_any
+from pipeline.platforms.fields import ident as _id
+from pipeline.platforms.fields import iso_time as _time
+from pipeline.platforms.fields import money as _money
+from pipeline.platforms.fields import received_at as _received_at
+from pipeline.platforms.fields import text as _opt_str
+from pipeline.platforms.shopify_resources import RESOURCE_TOPICS, normalize_resource
 from schemas.events import Source
 from schemas.orders import (
     Order,
@@ -50,8 +53,7 @@ _TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9._:/-]{1,200}$")
 
 def sign(secret: str, body: bytes) -> str:
     """The X-Shopify-Hmac-Sha256 value for a body: base64 of HMAC-SHA256."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return base64.b64encode(hmac_sha256(secret, body)).decode("ascii")
 
 
 def delivery_headers(
@@ -102,6 +104,11 @@ class ShopifyAdapter:
     """Adapter for Shopify Admin webhooks."""
 
     name: str = NAME
+    credential_scope: Literal["shop", "app"] = "shop"
+    empty_ack: bool = False
+
+    def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
+        return False
 
     def shop_of(self, headers: Mapping[str, str], body: bytes) -> str:
         shop = headers.get(SHOP_HEADER, "").strip().lower()
@@ -111,11 +118,8 @@ class ShopifyAdapter:
             raise Rejection(400, f"{SHOP_HEADER} is not a shop domain")
         return shop
 
-    def verify(self, secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> bool:
-        given = headers.get(HMAC_HEADER, "").strip().encode("ascii", "replace")
-        if not given:
-            return False
-        return any(hmac.compare_digest(sign(s, body).encode("ascii"), given) for s in secrets)
+    def verify(self, credentials: Credentials, headers: Mapping[str, str], body: bytes) -> bool:
+        return signed_by_any(credentials.secrets, body, headers.get(HMAC_HEADER, ""), "base64")
 
     def describe(self, shop_id: str, headers: Mapping[str, str], body: bytes) -> DeliveryInfo:
         topic = _token(headers, TOPIC_HEADER)
@@ -131,8 +135,7 @@ class ShopifyAdapter:
         if resource_id is None:
             entity_key = f"{NAME}:{shop_id}:delivery:{delivery_id}"
         else:
-            resource = "order" if topic.startswith(("orders/", "refunds/")) else topic.split("/")[0]
-            entity_key = f"{NAME}:{shop_id}:{resource}:{resource_id}"
+            entity_key = f"{NAME}:{shop_id}:{_entity_of(topic)[0]}:{resource_id}"
         return DeliveryInfo(
             topic=topic,
             delivery_id=delivery_id,
@@ -145,16 +148,20 @@ class ShopifyAdapter:
 
     def normalize(self, envelope: Envelope) -> Normalized:
         event_type = ORDER_TOPICS.get(envelope.topic)
-        if event_type is None:
+        if event_type is None and envelope.topic not in RESOURCE_TOPICS:
             return Normalized(events=(), ignored=f"topic {envelope.topic} is not handled yet")
-        try:
-            payload = orjson.loads(envelope.body)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidPayload(f"body is not JSON: {exc}") from None
-        if not isinstance(payload, dict):
-            raise InvalidPayload("body is not a JSON object")
+        payload = json_object(envelope.body)
+        received_at = _received_at(envelope.received_at_ms)
+        if event_type is None:
+            source = Source(
+                platform=NAME,
+                shop_id=envelope.shop_id,
+                topic=envelope.topic,
+                delivery_id=envelope.delivery_id,
+                received_at=received_at,
+            )
+            return Normalized(events=(normalize_resource(source, payload),))
         order = parse_order(envelope.shop_id, payload)
-        received_at = datetime.fromtimestamp(envelope.received_at_ms / 1000, tz=UTC)
         version = (
             order.source_updated_at.isoformat()
             if order.source_updated_at
@@ -229,12 +236,31 @@ def _line(index: int, item: object) -> OrderLine:
     )
 
 
+# Which entity a topic's deliveries are keyed by, and the payload field naming it: refunds and
+# fulfilments follow their order so they land on the order's partition.
+_ENTITY_OF_PREFIX: Final[dict[str, tuple[str, str]]] = {
+    "orders/": ("order", "id"),
+    "refunds/": ("order", "order_id"),
+    "fulfillments/": ("order", "order_id"),
+    "products/": ("product", "id"),
+    "inventory_levels/": ("inventory_item", "inventory_item_id"),
+}
+
+
+def _entity_of(topic: str) -> tuple[str, str]:
+    """(entity type, id field) for a topic; other topics key by their resource's `id`."""
+    for prefix, entity in _ENTITY_OF_PREFIX.items():
+        if topic.startswith(prefix):
+            return entity
+    return topic.split("/")[0], "id"
+
+
 def _resource_id(topic: str, payload: object) -> str | None:
     if not isinstance(payload, dict):
         return None
-    raw = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
+    field = _entity_of(topic)[1]
     try:
-        return _id(raw, "id")
+        return _id(payload.get(field), field)
     except InvalidPayload:
         return None
 
@@ -252,50 +278,3 @@ def _optional_token(headers: Mapping[str, str], name: str) -> str | None:
     """An informational header; a value that is not a plain token is dropped, not trusted."""
     value = headers.get(name, "").strip()
     return value if _TOKEN_RE.match(value) else None
-
-
-def _id(value: object, name: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidPayload(f"{name} is not an id")
-    text = str(value).strip()
-    if not text or len(text) > 100:
-        raise InvalidPayload(f"{name} is not an id")
-    return text
-
-
-def _opt_str(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)[:500]
-
-
-_MAX_MONEY: Final = Decimal("1e15")
-
-
-def _money(value: object, name: str) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidPayload(f"{name} is not an amount")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidPayload(f"{name} is not an amount") from None
-    if not amount.is_finite() or abs(amount) >= _MAX_MONEY:
-        raise InvalidPayload(f"{name} is out of range")
-    return amount
-
-
-def _time(value: object, name: str) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidPayload(f"{name} is not a timestamp")
-    try:
-        parsed = datetime.fromisoformat(value)
-        # Shopify always sends an offset; a naive time would be ambiguous, so read it as UTC.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidPayload(f"{name} is not an ISO 8601 timestamp in range") from None
