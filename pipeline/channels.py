@@ -136,7 +136,7 @@ def _secret(value: str | None) -> Secret | None:
 
 def _channel(row: asyncpg.Record) -> Channel:
     # The app columns are NULL (or absent, in rows built by hand) for shop-secret channels.
-    app = tuple(Secret(row.get(k)) for k in ("app_secret", "app_previous_secret") if row.get(k))
+    app = tuple(Secret(str(v)) for k in ("app_secret", "app_previous_secret") if (v := row.get(k)))
     return Channel(
         platform=row["platform"],
         shop_id=row["shop_id"],

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Final
 
 from pipeline.platforms.base import PlatformAdapter
+from pipeline.platforms.lazada import LazadaAdapter
+from pipeline.platforms.shopee import ShopeeAdapter
 from pipeline.platforms.shopify import ShopifyAdapter
 from pipeline.platforms.woocommerce import WooCommerceAdapter
 
 ADAPTERS: Final[dict[str, PlatformAdapter]] = {
     "shopify": ShopifyAdapter(),
     "woocommerce": WooCommerceAdapter(),
+    "shopee": ShopeeAdapter(),
+    "lazada": LazadaAdapter(),
 }
 
 

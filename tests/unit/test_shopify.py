@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from pipeline.errors import InvalidPayload
-from pipeline.platforms.base import Rejection
+from pipeline.platforms.base import Credentials, Rejection
 from pipeline.platforms.shopify import (
     HMAC_HEADER,
     SHOP_HEADER,
@@ -48,36 +48,36 @@ def test_sign_matches_the_published_vector() -> None:
 
 
 def test_verify_accepts_the_published_vector() -> None:
-    assert adapter.verify([KAV_SECRET], {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
+    assert adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
 
 
 def test_verify_rejects_a_wrong_secret() -> None:
-    assert not adapter.verify(["test_secret_kez"], {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
+    assert not adapter.verify(Credentials(("test_secret_kez",)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
 
 
 def test_verify_rejects_a_missing_or_blank_header() -> None:
-    assert not adapter.verify([KAV_SECRET], {}, KAV_BODY)
-    assert not adapter.verify([KAV_SECRET], {HMAC_HEADER: "  "}, KAV_BODY)
+    assert not adapter.verify(Credentials((KAV_SECRET,)), {}, KAV_BODY)
+    assert not adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: "  "}, KAV_BODY)
 
 
 def test_verify_rejects_a_truncated_signature() -> None:
-    assert not adapter.verify([KAV_SECRET], {HMAC_HEADER: KAV_DIGEST[:-2]}, KAV_BODY)
+    assert not adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: KAV_DIGEST[:-2]}, KAV_BODY)
 
 
 def test_verify_rejects_a_reserialized_body() -> None:
-    assert not adapter.verify([KAV_SECRET], {HMAC_HEADER: KAV_DIGEST}, b'{"foo":"bar"}')
+    assert not adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: KAV_DIGEST}, b'{"foo":"bar"}')
 
 
 def test_verify_accepts_the_second_secret_of_a_rotation() -> None:
-    assert adapter.verify(["old-secret", KAV_SECRET], {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
+    assert adapter.verify(Credentials(("old-secret", KAV_SECRET)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
 
 
 def test_verify_with_no_secrets_is_false() -> None:
-    assert not adapter.verify([], {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
+    assert not adapter.verify(Credentials(()), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
 
 
 def test_verify_survives_a_non_ascii_header() -> None:
-    assert not adapter.verify([KAV_SECRET], {HMAC_HEADER: "B23tXN681gZ0qIWNRrgtzBE9XSDo5yé="}, b"")
+    assert not adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: "B23tXN681gZ0qIWNRrgtzBE9XSDo5yé="}, b"")
 
 
 # -- shop_of ---------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_without_updated_at_the_delivery_versions_the_event() -> None:
 # -- normalize: ignored and invalid ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic", ["products/update", "refunds/create", "app/uninstalled"])
+@pytest.mark.parametrize("topic", ["orders/edited", "refunds/create", "app/uninstalled"])
 def test_unhandled_topic_is_ignored(topic: str) -> None:
     result = adapter.normalize(envelope(b"not even json", topic=topic))
     assert result.events == ()
