@@ -1,30 +1,28 @@
-"""The `pipeline` command: migrate, topics, channels, ingress, worker."""
+"""The `pipeline` command: migrate, topics, apps, channels, locations, dlq, schemas, ingress,
+worker."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from pipeline import dlq_cli
-from pipeline.channels import Channel, ChannelStore
+from pipeline import credentials_cli, dlq_cli
 from pipeline.cli_common import CliError, with_db
 from pipeline.ingress import create_web_app
 from pipeline.kafka import TopicMismatch, ensure_topics
 from pipeline.logs import configure_logging
 from pipeline.migrations import MigrationError, migrate
-from pipeline.platforms.registry import ADAPTERS
-from pipeline.settings import Secret, Settings, SettingsError, load_settings
-
-_SHOP_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,253}$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+from pipeline.settings import Settings, SettingsError, load_settings
+from schemas.jsonschema import event_schemas, write_schemas
 
 
 def _fail(message: str, status: int = 2) -> NoReturn:
@@ -53,55 +51,6 @@ async def _topics_create(settings: Settings) -> int:
     return 0
 
 
-def _shop(text: str) -> str:
-    shop = text.strip().lower()
-    if not _SHOP_RE.match(shop):
-        raise CliError(f"--shop {text!r} is not a shop id (letters, digits, '.', '-', '_')")
-    return shop
-
-
-def _secret(text: str) -> str:
-    secret = sys.stdin.readline().strip() if text == "-" else text
-    if len(secret) < 8:
-        raise CliError("--secret must be at least 8 characters (use '-' to read it from stdin)")
-    return secret
-
-
-async def _channels(settings: Settings, args: argparse.Namespace) -> int:
-    """Validate everything the user typed before touching the database."""
-    if args.action == "list":
-        return await with_db(settings, _list_channels)
-    shop = _shop(args.shop)
-    if args.action == "remove":
-
-        async def remove(pool: asyncpg.Pool) -> int:
-            if not await ChannelStore(pool).remove(args.platform, shop):
-                raise CliError(f"no {args.platform} channel for shop {shop}")
-            print(f"removed {args.platform} {shop}")
-            return 0
-
-        return await with_db(settings, remove)
-    currency = args.currency.upper() if args.currency else None
-    if currency is not None and not _CURRENCY_RE.match(currency):
-        raise CliError(f"--currency {args.currency!r} is not an ISO 4217 code such as USD")
-    channel = Channel(args.platform, shop, Secret(_secret(args.secret)), currency)
-
-    async def add(pool: asyncpg.Pool) -> int:
-        if not await ChannelStore(pool).add(channel, replace=args.replace):
-            raise CliError(f"{args.platform} shop {shop} exists; pass --replace to change it")
-        print(f"saved {args.platform} {shop}")
-        return 0
-
-    return await with_db(settings, add)
-
-
-async def _list_channels(pool: asyncpg.Pool) -> int:
-    print(f"{'PLATFORM':<12} {'SHOP':<40} {'CURRENCY':<8} SECRET")
-    for ch in await ChannelStore(pool).list():
-        print(f"{ch.platform:<12} {ch.shop_id:<40} {ch.currency or '-':<8} {ch.masked_secret}")
-    return 0
-
-
 def _run_ingress(settings: Settings, host: str, port: int) -> int:
     if not 0 < port < 65536:
         raise CliError(f"--port {port} is not a TCP port")
@@ -125,21 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="Kafka topics")
     topics.add_argument("action", choices=["create"], help="create missing topics, check the rest")
 
-    channels = sub.add_parser("channels", help="shops whose webhooks are accepted")
-    ch_sub = channels.add_subparsers(dest="action", required=True, metavar="ACTION")
-    platforms = sorted(ADAPTERS)
-    add = ch_sub.add_parser("add", help="add a shop and its webhook secret")
-    add.add_argument("--platform", required=True, choices=platforms)
-    add.add_argument("--shop", required=True, help="shop id (Shopify: the myshopify.com domain)")
-    add.add_argument("--secret", required=True, help="webhook signing secret, or '-' for stdin")
-    add.add_argument("--currency", help="the shop's currency (ISO 4217)")
-    add.add_argument("--replace", action="store_true", help="overwrite an existing channel")
-    ch_sub.add_parser("list", help="list channels (secrets masked)")
-    remove = ch_sub.add_parser("remove", help="stop accepting a shop's webhooks")
-    remove.add_argument("--platform", required=True, choices=platforms)
-    remove.add_argument("--shop", required=True)
-
+    credentials_cli.add_parsers(sub)
     dlq_cli.add_parser(sub)
+    schemas = sub.add_parser("schemas", help="JSON Schemas of the canonical events")
+    schemas.add_argument("action", choices=["export"], help="write or print every event's schema")
+    schemas.add_argument("--out", type=Path, help="directory for one <schema>.json per record")
 
     ingress = sub.add_parser("ingress", help="serve POST /webhooks/<platform>")
     ingress.add_argument("--host", default="127.0.0.1")
@@ -148,8 +87,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export_schemas(out: Path | None) -> int:
+    """Print every event schema as one JSON object, or write one file each into `out`."""
+    schemas = event_schemas()
+    if out is None:
+        print(json.dumps(schemas, indent=2))
+        return 0
+    try:
+        written = write_schemas(schemas, out)
+    except OSError as exc:
+        raise CliError(f"cannot write schemas to {out} ({exc.strerror or exc})") from None
+    print(f"wrote {len(written)} schemas to {out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "schemas":  # needs neither settings nor services
+        try:
+            return _export_schemas(args.out)
+        except CliError as exc:
+            _fail(str(exc))
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -162,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_topics_create(settings))
         if args.command == "dlq":
             return asyncio.run(dlq_cli.run(settings, args))
-        if args.command == "channels":
-            return asyncio.run(_channels(settings, args))
+        if args.command in ("apps", "channels", "locations"):
+            return asyncio.run(credentials_cli.run(settings, args))
         if args.command == "ingress":
             return _run_ingress(settings, args.host, args.port)
         from agents.worker import run_worker  # the CLI is the one place that reaches into agents

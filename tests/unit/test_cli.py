@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from pipeline import cli, cli_common
-from pipeline.settings import ENV_VARS
+from pipeline import cli, cli_common, credentials_cli
+from pipeline.channels import AppCredential, Channel
+from pipeline.locations import MapResult
+from pipeline.platforms import registry
+from pipeline.settings import ENV_VARS, Secret
+from schemas.catalogue import EVENT_RECORDS
+from schemas.jsonschema import event_schemas, schema_filename, schema_name
 
 
 @pytest.fixture(autouse=True)
@@ -119,3 +129,503 @@ def test_bad_channel_input_is_reported_before_connecting(
     assert code == 2
     assert problem in err
     assert "Postgres" not in err
+
+
+# --- apps, channels, locations, schemas -------------------------------------------------------
+
+
+class FakeAdapter:
+    """Just what the credentials CLI reads of an adapter."""
+
+    def __init__(self, name: str, scope: str) -> None:
+        self.name = name
+        self.credential_scope = scope
+
+
+@pytest.fixture
+def platforms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every platform registered, as it will be once all adapters land."""
+    for name, scope in [
+        ("woocommerce", "shop"),
+        ("shopee", "app"),
+        ("lazada", "app"),
+        ("tiktok", "app"),
+    ]:
+        monkeypatch.setitem(registry.ADAPTERS, name, FakeAdapter(name, scope))
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Records every attempt to reach Postgres (each fails as an unreachable database)."""
+    calls: list[object] = []
+
+    async def no_postgres(settings: object, **kwargs: object) -> None:
+        calls.append(settings)
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    monkeypatch.setattr(cli_common, "create_pool", no_postgres)
+    return calls
+
+
+def refused(capsys: pytest.CaptureFixture[str], connects: list[object], *argv: str) -> str:
+    """Run a command that must fail validation: exit 2, one error line, no connection."""
+    code, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("pipeline: error: ")
+    assert err.count("\n") == 1
+    assert connects == []
+    return err
+
+
+APP_ADD = ("apps", "add", "--app-key", "123456", "--secret", "app-secret-1234")
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (
+            ("apps", "add", "--platform", "shopify", "--app-key", "k1", "--secret", "12345678"),
+            "shopify signs each shop with its own secret, not an app's; use `pipeline channels add",
+        ),
+        (
+            ("apps", "add", "--platform", "woocommerce", "--app-key", "k", "--secret", "12345678"),
+            "woocommerce signs each shop with its own secret",
+        ),
+        (
+            ("apps", "rotate", "--platform", "shopify", "--app-key", "k1", "--finish"),
+            "shopify signs each shop with its own secret",
+        ),
+        (
+            ("apps", "remove", "--platform", "shopify", "--app-key", "k1"),
+            "shopify signs each shop with its own secret",
+        ),
+        (
+            ("apps", "add", "--platform", "lazada", "--app-key", "bad key", "--secret", "12345678"),
+            "--app-key 'bad key' is not an app key",
+        ),
+        (
+            ("apps", "add", "--platform", "lazada", "--app-key", "k" * 129, "--secret", "12345678"),
+            "is not an app key (1-128",
+        ),
+        (
+            ("apps", "add", "--platform", "lazada", "--app-key", "k1", "--secret", "short"),
+            "--secret must be at least 8 characters",
+        ),
+        (
+            ("apps", "add", "--platform", "shopee", "--app-key", "2001", "--secret", "12345678"),
+            "shopee apps need --callback-url: shopee signs the URL as registered",
+        ),
+        (
+            (
+                *("apps", "add", "--platform", "shopee", "--app-key", "2001"),
+                *("--secret", "12345678", "--callback-url", "ftp://example.com/hook"),
+            ),
+            "--callback-url 'ftp://example.com/hook' is not an http(s) URL",
+        ),
+        (
+            (
+                *("apps", "add", "--platform", "shopee", "--app-key", "2001"),
+                *("--secret", "12345678", "--callback-url", "https://"),
+            ),
+            "--callback-url 'https://' is not an http(s) URL",
+        ),
+        (
+            (
+                *("apps", "add", "--platform", "lazada", "--app-key", "k1"),
+                *("--secret", "12345678", "--callback-url", "https://example.com/hook"),
+            ),
+            "--callback-url is only for Shopee apps; lazada does not sign it",
+        ),
+        (
+            ("apps", "rotate", "--platform", "tiktok", "--app-key", "k1", "--secret", "new"),
+            "--secret must be at least 8 characters",
+        ),
+        (
+            ("channels", "add", "--platform", "lazada", "--shop", "1234567", "--secret", "s" * 12),
+            "lazada signs every shop with its app's secret: pass --app-key, not --secret",
+        ),
+        (
+            ("channels", "add", "--platform", "tiktok", "--shop", "7494049642642441621"),
+            "tiktok channels need --app-key (the app that signs for the shop)",
+        ),
+        (
+            ("channels", "add", "--platform", "shopify", "--shop", "a.myshopify.com"),
+            "shopify channels need --secret (the shop's signing secret)",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "woocommerce"),
+                *("--shop", "shop.example.com", "--app-key", "k1"),
+            ),
+            "--app-key is only for app-signed platforms; woocommerce signs each shop",
+        ),
+        (
+            ("channels", "add", "--platform", "lazada", "--shop", "1234567", "--app-key", "a b"),
+            "--app-key 'a b' is not an app key",
+        ),
+        (
+            ("channels", "add", "--platform", "lazada", "--shop", "12 34", "--app-key", "k1"),
+            "--shop '12 34' is not a lazada shop id (1-64 letters, digits, '-', '_'",
+        ),
+        (
+            ("channels", "add", "--platform", "shopee", "--shop", "9" * 65, "--app-key", "k1"),
+            "is not a shopee shop id",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "woocommerce"),
+                *("--shop", "https://user:pw@shop.example.com", "--secret", "s" * 12),
+            ),
+            "--shop 'https://user:pw@shop.example.com' is not a WooCommerce store address",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "woocommerce"),
+                *("--shop", "ftp://shop.example.com", "--secret", "s" * 12),
+            ),
+            "is not a WooCommerce store address",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "lazada", "--shop", "1234567"),
+                *("--app-key", "k1", "--currency", "dollars"),
+            ),
+            "--currency 'dollars' is not an ISO 4217 code",
+        ),
+        (
+            ("channels", "rotate", "--platform", "lazada", "--shop", "1234567", "--finish"),
+            "lazada shops are verified with their app's secret; rotate it with "
+            "`pipeline apps rotate --platform lazada --app-key KEY`",
+        ),
+        (
+            (
+                *("channels", "rotate", "--platform", "shopify"),
+                *("--shop", "a.myshopify.com", "--secret", "1234567"),
+            ),
+            "--secret must be at least 8 characters",
+        ),
+        (
+            ("channels", "rotate", "--platform", "shopify", "--shop", "bad shop!", "--finish"),
+            "--shop 'bad shop!' is not a shop id",
+        ),
+        (
+            ("channels", "remove", "--platform", "tiktok", "--shop", "not/a/shop"),
+            "--shop 'not/a/shop' is not a tiktok shop id",
+        ),
+        (
+            (
+                *("locations", "map", "--platform", "shopify", "--shop", "a.myshopify.com"),
+                *("--location", "main store", "--warehouse", "WH-1"),
+            ),
+            "--location 'main store' is not a location id",
+        ),
+        (
+            (
+                *("locations", "map", "--platform", "shopify", "--shop", "a.myshopify.com"),
+                *("--location", "655441491", "--warehouse", "WH 1"),
+            ),
+            "--warehouse 'WH 1' is not a warehouse code",
+        ),
+        (
+            (
+                *("locations", "map", "--platform", "shopify", "--shop", "a.myshopify.com"),
+                *("--location", "655441491", "--warehouse", "WH-1", "--name", " "),
+            ),
+            "--name must be 1-200 characters",
+        ),
+        (
+            (
+                *("locations", "map", "--platform", "shopee", "--shop", "shop.example.com"),
+                *("--location", "default", "--warehouse", "WH-1"),
+            ),
+            "--shop 'shop.example.com' is not a shopee shop id",
+        ),
+    ],
+)
+def test_bad_credentials_input_is_reported_before_connecting(
+    capsys: pytest.CaptureFixture[str],
+    connects: list[object],
+    argv: tuple[str, ...],
+    problem: str,
+) -> None:
+    err = refused(capsys, connects, *argv)
+    assert problem in err
+
+
+@pytest.mark.usefixtures("platforms")
+def test_secret_from_stdin_is_checked_too(
+    capsys: pytest.CaptureFixture[str],
+    connects: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    err = refused(
+        capsys, connects, "apps", "add", "--platform", "lazada", "--app-key", "k1", "--secret", "-"
+    )
+    assert "--secret must be at least 8 characters (use '-' to read it from stdin)" in err
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("apps", "rotate", "--platform", "lazada", "--app-key", "k1"),
+        ("apps", "rotate", "--platform", "lazada", "--app-key", "k1", "--finish", "--secret", "x"),
+        ("channels", "rotate", "--platform", "shopify", "--shop", "a.myshopify.com"),
+    ],
+)
+def test_rotate_needs_exactly_one_of_secret_and_finish(
+    capsys: pytest.CaptureFixture[str], connects: list[object], argv: tuple[str, ...]
+) -> None:
+    code, err = run(capsys, *argv)
+    assert code == 2
+    assert "--secret" in err
+    assert "--finish" in err
+    assert connects == []
+
+
+def test_channels_add_rejects_both_secret_and_app_key(
+    capsys: pytest.CaptureFixture[str], connects: list[object]
+) -> None:
+    code, err = run(
+        capsys,
+        "channels",
+        "add",
+        "--platform",
+        "shopify",
+        "--shop",
+        "a.myshopify.com",
+        "--secret",
+        "12345678",
+        "--app-key",
+        "k1",
+    )
+    assert code == 2
+    assert "not allowed with argument --secret" in err
+    assert connects == []
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        (*APP_ADD[:2], "--platform", "lazada", *APP_ADD[2:]),
+        (
+            *APP_ADD[:2],
+            "--platform",
+            "shopee",
+            *APP_ADD[2:],
+            "--callback-url",
+            "https://hooks.example.com/webhooks/shopee",
+        ),
+        ("apps", "rotate", "--platform", "tiktok", "--app-key", "k1", "--finish"),
+        ("channels", "add", "--platform", "lazada", "--shop", "1234567", "--app-key", "k1"),
+        ("channels", "rotate", "--platform", "shopify", "--shop", "a.myshopify.com", "--finish"),
+        (
+            "locations",
+            "map",
+            "--platform",
+            "woocommerce",
+            "--shop",
+            "example.com/store",
+            "--location",
+            "default",
+            "--warehouse",
+            "woocommerce:example.com/store:default",
+        ),
+        ("locations", "list", "--unmapped"),
+        ("apps", "list"),
+    ],
+)
+def test_valid_credentials_input_reaches_the_database(
+    capsys: pytest.CaptureFixture[str], connects: list[object], argv: tuple[str, ...]
+) -> None:
+    code, err = run(capsys, *argv)
+    assert code == 2
+    assert "cannot reach Postgres" in err
+    assert len(connects) == 1
+
+
+class FakeStore:
+    """A ChannelStore / LocationStore stand-in that records what the CLI asked of it."""
+
+    def __init__(self) -> None:
+        self.channels: list[Channel] = []
+        self.apps: list[AppCredential] = []
+        self.known_apps: set[tuple[str, str]] = set()
+        self.maps: list[tuple[str, str, str, str, str | None]] = []
+
+    async def app_exists(self, platform: str, app_key: str) -> bool:
+        return (platform, app_key) in self.known_apps
+
+    async def add(self, channel: Channel, *, replace: bool = False) -> bool:
+        self.channels.append(channel)
+        return True
+
+    async def add_app(self, app: AppCredential, *, replace: bool = False) -> bool:
+        self.apps.append(app)
+        return True
+
+    async def remove_app(self, platform: str, app_key: str) -> bool:
+        return False
+
+    async def list_apps(self) -> list[AppCredential]:
+        return [AppCredential("lazada", "k1", Secret("app-secret-1234"), channels=3)]
+
+    async def map(
+        self, platform: str, shop: str, location: str, code: str, name: str | None
+    ) -> MapResult:
+        self.maps.append((platform, shop, location, code, name))
+        return MapResult(7, True, 2, 1)
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
+    fake = FakeStore()
+
+    async def with_db(settings: object, action: Any) -> int:
+        result: int = await action(object())
+        return result
+
+    monkeypatch.setattr(credentials_cli, "with_db", with_db)
+    monkeypatch.setattr(credentials_cli, "ChannelStore", lambda pool: fake)
+    monkeypatch.setattr(credentials_cli, "LocationStore", lambda pool: fake)
+    return fake
+
+
+def main_ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert cli.main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("https://Shop.Example.com/", "shop.example.com"),
+        ("http://example.com/Store/", "example.com/store"),
+        ("example.com:8443/wp", "example.com:8443/wp"),
+        ("  shop.example.com  ", "shop.example.com"),
+        ("https://Shop.Example.com/Store/?lang=en", "shop.example.com/store"),
+    ],
+)
+def test_woocommerce_shop_is_normalised_like_the_adapter(
+    capsys: pytest.CaptureFixture[str], store: FakeStore, typed: str, stored: str
+) -> None:
+    out = main_ok(
+        capsys,
+        "channels",
+        "add",
+        "--platform",
+        "woocommerce",
+        "--shop",
+        typed,
+        "--secret",
+        "wc-secret-1234",
+    )
+    assert [c.shop_id for c in store.channels] == [stored]
+    assert out == f"saved woocommerce {stored}\n"
+
+
+@pytest.mark.usefixtures("platforms")
+def test_app_channel_needs_an_existing_app(
+    capsys: pytest.CaptureFixture[str], store: FakeStore
+) -> None:
+    code, err = run(
+        capsys, "channels", "add", "--platform", "lazada", "--shop", "1234567", "--app-key", "k9"
+    )
+    assert code == 2
+    assert err == (
+        "pipeline: error: no lazada app k9; create it first with "
+        "`pipeline apps add --platform lazada --app-key k9 --secret -`\n"
+    )
+    assert store.channels == []
+    store.known_apps.add(("lazada", "k9"))
+    main_ok(
+        capsys, "channels", "add", "--platform", "lazada", "--shop", "1234567", "--app-key", "k9"
+    )
+    assert store.channels == [Channel("lazada", "1234567", app_key="k9")]
+
+
+@pytest.mark.usefixtures("platforms")
+def test_shopee_app_keeps_the_callback_url_exactly(
+    capsys: pytest.CaptureFixture[str], store: FakeStore
+) -> None:
+    url = "https://Hooks.example.com/webhooks/shopee/"
+    main_ok(capsys, *APP_ADD[:2], "--platform", "shopee", *APP_ADD[2:], "--callback-url", url)
+    (app,) = store.apps
+    assert (app.platform, app.app_key, app.secret.value, app.callback_url) == (
+        "shopee",
+        "123456",
+        "app-secret-1234",
+        url,
+    )
+
+
+@pytest.mark.usefixtures("platforms")
+def test_app_remove_is_refused_naming_the_channel_count(
+    capsys: pytest.CaptureFixture[str], store: FakeStore
+) -> None:
+    code, err = run(capsys, "apps", "remove", "--platform", "lazada", "--app-key", "k1")
+    assert code == 2
+    assert "lazada app k1 is used by 3 channel(s); remove them first" in err
+    code, err = run(capsys, "apps", "remove", "--platform", "lazada", "--app-key", "k2")
+    assert err == "pipeline: error: no lazada app k2\n"
+
+
+def test_locations_map_default_means_the_empty_location(
+    capsys: pytest.CaptureFixture[str], store: FakeStore
+) -> None:
+    out = main_ok(
+        capsys,
+        "locations",
+        "map",
+        "--platform",
+        "shopify",
+        "--shop",
+        "A.myshopify.com",
+        "--location",
+        "default",
+        "--warehouse",
+        "EU-1",
+        "--name",
+        "Berlin",
+    )
+    assert store.maps == [("shopify", "a.myshopify.com", "", "EU-1", "Berlin")]
+    assert out == (
+        "shopify a.myshopify.com location default -> warehouse EU-1 (new): moved 2 stock "
+        "level(s) and 1 active reservation(s)\n"
+    )
+
+
+def test_schemas_export_needs_no_settings_or_database(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    connects: list[object],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("PIPELINE_PARTITIONS", "abc")  # would fail load_settings
+    out = main_ok(capsys, "schemas", "export", "--out", str(tmp_path / "out"))
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == sorted(schema_filename(schema_name(r)) for r in EVENT_RECORDS)
+    assert out == f"wrote {len(EVENT_RECORDS)} schemas to {tmp_path / 'out'}\n"
+    order = json.loads((tmp_path / "out" / "commerce.order.v1.json").read_text())
+    assert order == event_schemas()["commerce.order/v1"]
+    assert connects == []
+
+
+def test_schemas_export_prints_one_object_without_out(capsys: pytest.CaptureFixture[str]) -> None:
+    printed = json.loads(main_ok(capsys, "schemas", "export"))
+    assert list(printed) == [schema_name(r) for r in EVENT_RECORDS]
+    assert printed["commerce.fulfillment/v1"]["title"] == "FulfillmentEvent"
+
+
+def test_schemas_export_to_an_unwritable_place_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, err = run(capsys, "schemas", "export", "--out", str(blocker / "sub"))
+    assert code == 2
+    assert err.startswith(f"pipeline: error: cannot write schemas to {blocker / 'sub'}")
