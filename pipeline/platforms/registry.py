@@ -8,6 +8,7 @@ from pipeline.platforms.base import PlatformAdapter
 from pipeline.platforms.lazada import LazadaAdapter
 from pipeline.platforms.shopee import ShopeeAdapter
 from pipeline.platforms.shopify import ShopifyAdapter
+from pipeline.platforms.tiktok import TikTokAdapter
 from pipeline.platforms.woocommerce import WooCommerceAdapter
 
 ADAPTERS: Final[dict[str, PlatformAdapter]] = {
@@ -15,6 +16,7 @@ ADAPTERS: Final[dict[str, PlatformAdapter]] = {
     "woocommerce": WooCommerceAdapter(),
     "shopee": ShopeeAdapter(),
     "lazada": LazadaAdapter(),
+    "tiktok": TikTokAdapter(),
 }
 
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
 from pipeline import sql
 from pipeline.postgres import Connection
+from pipeline.writers import Newest
 from schemas.fulfillments import FulfillmentEvent
 from schemas.orders import order_row_id
-
-
-def _ts(moment: datetime | None) -> float:
-    return moment.timestamp() if moment else float("-inf")
 
 
 async def apply_fulfillments(
@@ -23,14 +19,10 @@ async def apply_fulfillments(
     lines, and let their orders' fulfillment_status follow. Returns the stale event ids."""
     if not events:
         return set()
-    newest: dict[uuid.UUID, FulfillmentEvent] = {}
-    for event in events:
-        held = newest.get(event.fulfillment.row_id)
-        if held is None or _ts(event.fulfillment.source_updated_at) >= _ts(
-            held.fulfillment.source_updated_at
-        ):
-            newest[event.fulfillment.row_id] = event
-    chosen = list(newest.values())
+    newest = Newest(
+        events, lambda e: e.fulfillment.row_id, lambda e: e.fulfillment.source_updated_at
+    )
+    chosen = newest.sorted()
     items = [e.fulfillment for e in chosen]
     order_ids = [order_row_id(f.platform, f.shop_id, f.order_external_id) for f in items]
     rows = await conn.fetch(
@@ -63,4 +55,4 @@ async def apply_fulfillments(
     touched = sorted({oid for f, oid in zip(items, order_ids, strict=True) if f.row_id in applied})
     if touched:
         await conn.execute(sql.FOLLOW_FULFILLMENT_STATUS, touched)
-    return {e.event_id for e in events if e.fulfillment.row_id not in applied}
+    return newest.stale(applied)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
 from pipeline import sql
 from pipeline.locations import warehouse_code_for
 from pipeline.postgres import Connection
+from pipeline.writers import Newest
 from schemas.inventory import InventoryLevelEvent
 
 LocationKey = tuple[str, str, str]  # platform, shop, platform location
@@ -31,23 +31,12 @@ async def warehouses_for(conn: Connection, locations: set[LocationKey]) -> dict[
     return {(r["platform"], r["shop_id"], r["location_id"]): r["warehouse_id"] for r in rows}
 
 
-def _ts(moment: datetime | None) -> float:
-    return moment.timestamp() if moment else float("-inf")
-
-
 async def apply_levels(conn: Connection, events: Sequence[InventoryLevelEvent]) -> set[uuid.UUID]:
     """Upsert the newest level per item and location; returns the stale event ids."""
     if not events:
         return set()
-    newest: dict[tuple[str, str, str, str], InventoryLevelEvent] = {}
-    for event in events:
-        lv = event.level
-        key = (lv.platform, lv.shop_id, lv.inventory_item_id, lv.location_id)
-        held = newest.get(key)
-        if held is None or _ts(lv.source_updated_at) >= _ts(held.level.source_updated_at):
-            newest[key] = event
-    # Sorted, so concurrent workers lock rows in one order and cannot deadlock each other.
-    chosen = [newest[k] for k in sorted(newest)]
+    newest = Newest(events, _level_key, lambda e: e.level.source_updated_at)
+    chosen = newest.sorted()
     levels = [e.level for e in chosen]
     warehouses = await warehouses_for(
         conn, {(lv.platform, lv.shop_id, lv.location_id) for lv in levels}
@@ -66,12 +55,11 @@ async def apply_levels(conn: Connection, events: Sequence[InventoryLevelEvent]) 
         [lv.source_updated_at for lv in levels],
         [e.event_id for e in chosen],
     )
-    applied = {
+    return newest.stale(
         (r["platform"], r["shop_id"], r["inventory_item_id"], r["location_id"]) for r in rows
-    }
-    return {
-        e.event_id
-        for e in events
-        if (e.level.platform, e.level.shop_id, e.level.inventory_item_id, e.level.location_id)
-        not in applied
-    }
+    )
+
+
+def _level_key(event: InventoryLevelEvent) -> tuple[str, str, str, str]:
+    lv = event.level
+    return (lv.platform, lv.shop_id, lv.inventory_item_id, lv.location_id)

@@ -7,29 +7,25 @@ from collections.abc import Sequence
 
 from pipeline import sql
 from pipeline.postgres import Connection
+from pipeline.writers import Newest
 from schemas.orders import Order, OrderEvent, OrderStatusEvent
+
+
+def _snapshots(events: Sequence[OrderEvent]) -> Newest[OrderEvent, uuid.UUID]:
+    return Newest(events, lambda e: e.order.row_id, lambda e: e.order.source_updated_at)
 
 
 def newest_per_order(events: Sequence[OrderEvent]) -> list[OrderEvent]:
     """One snapshot per order (an upsert may touch a row once): the newest, later one on ties."""
-    newest: dict[uuid.UUID, OrderEvent] = {}
-    for event in events:
-        key = event.order.row_id
-        held = newest.get(key)
-        if held is None or _version(event.order) >= _version(held.order):
-            newest[key] = event
-    return list(newest.values())
-
-
-def _version(order: Order) -> float:
-    return order.source_updated_at.timestamp() if order.source_updated_at else float("-inf")
+    return list(_snapshots(events).chosen.values())
 
 
 async def apply_snapshots(conn: Connection, events: Sequence[OrderEvent]) -> set[uuid.UUID]:
     """Upsert each order's newest snapshot and replace its lines; returns the stale event ids."""
     if not events:
         return set()
-    chosen = newest_per_order(events)
+    newest = _snapshots(events)
+    chosen = newest.sorted()
     orders = [e.order for e in chosen]
     rows = await conn.fetch(
         sql.UPSERT_ORDERS,
@@ -54,7 +50,7 @@ async def apply_snapshots(conn: Connection, events: Sequence[OrderEvent]) -> set
     )
     applied = {r["id"] for r in rows}
     await _replace_lines(conn, [o for o in orders if o.row_id in applied])
-    return {e.event_id for e in events if e.order.row_id not in applied}
+    return newest.stale(applied)
 
 
 async def _replace_lines(conn: Connection, orders: list[Order]) -> None:
@@ -84,12 +80,8 @@ async def apply_status_changes(
     lines) for an order not seen yet; returns the stale event ids."""
     if not events:
         return set()
-    newest: dict[uuid.UUID, OrderStatusEvent] = {}
-    for event in events:
-        held = newest.get(event.order.row_id)
-        if held is None or _change_version(event) >= _change_version(held):
-            newest[event.order.row_id] = event
-    chosen = list(newest.values())
+    newest = Newest(events, lambda e: e.order.row_id, lambda e: e.order.source_updated_at)
+    chosen = newest.sorted()
     rows = await conn.fetch(
         sql.UPSERT_ORDER_STATUSES,
         [e.order.row_id for e in chosen],
@@ -101,10 +93,4 @@ async def apply_status_changes(
         [e.order.source_updated_at for e in chosen],
         [e.event_id for e in chosen],
     )
-    applied = {r["id"] for r in rows}
-    return {e.event_id for e in events if e.order.row_id not in applied}
-
-
-def _change_version(event: OrderStatusEvent) -> float:
-    moment = event.order.source_updated_at
-    return moment.timestamp() if moment else float("-inf")
+    return newest.stale(r["id"] for r in rows)

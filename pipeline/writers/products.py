@@ -4,27 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
 from pipeline import sql
 from pipeline.postgres import Connection
+from pipeline.writers import Newest
 from schemas.products import PriceEvent, ProductEvent, product_row_id, variant_row_id
-
-
-def _newest(events: Sequence[ProductEvent]) -> list[ProductEvent]:
-    """One event per product (an upsert may touch a row once): the newest, later one on ties."""
-    newest: dict[uuid.UUID, ProductEvent] = {}
-    for event in events:
-        held = newest.get(event.product.row_id)
-        if held is None or _ts(event.product.source_updated_at) >= _ts(
-            held.product.source_updated_at
-        ):
-            newest[event.product.row_id] = event
-    return list(newest.values())
-
-
-def _ts(moment: datetime | None) -> float:
-    return moment.timestamp() if moment else float("-inf")
 
 
 async def apply_products(conn: Connection, events: Sequence[ProductEvent]) -> set[uuid.UUID]:
@@ -32,7 +16,8 @@ async def apply_products(conn: Connection, events: Sequence[ProductEvent]) -> se
     snapshot (or a delete) no longer lists. Returns the stale event ids."""
     if not events:
         return set()
-    chosen = _newest(events)
+    newest = Newest(events, lambda e: e.product.row_id, lambda e: e.product.source_updated_at)
+    chosen = newest.sorted()
     products = [e.product for e in chosen]
     rows = await conn.fetch(
         sql.UPSERT_PRODUCTS,
@@ -72,7 +57,7 @@ async def apply_products(conn: Connection, events: Sequence[ProductEvent]) -> se
     retiring = [p.row_id for p in products if p.row_id in applied and (p.complete or p.deleted)]
     if retiring:
         await conn.execute(sql.RETIRE_VARIANTS, retiring, variant_ids)
-    return {e.event_id for e in events if e.product.row_id not in applied}
+    return newest.stale(applied)
 
 
 async def apply_prices(conn: Connection, events: Sequence[PriceEvent]) -> set[uuid.UUID]:
@@ -80,15 +65,9 @@ async def apply_prices(conn: Connection, events: Sequence[PriceEvent]) -> set[uu
     a minimal row. Returns the stale event ids."""
     if not events:
         return set()
-    newest: dict[uuid.UUID, PriceEvent] = {}
-    for event in events:
-        p = event.price
-        key = variant_row_id(p.platform, p.shop_id, p.external_variant_id)
-        held = newest.get(key)
-        if held is None or _ts(p.source_updated_at) >= _ts(held.price.source_updated_at):
-            newest[key] = event
-    chosen = list(newest.items())
-    changes = [e.price for _, e in chosen]
+    newest = Newest(events, _variant_of, lambda e: e.price.source_updated_at)
+    chosen = newest.sorted()
+    changes = [e.price for e in chosen]
     product_ids = [product_row_id(c.platform, c.shop_id, c.external_product_id) for c in changes]
     await conn.execute(
         sql.ENSURE_PRODUCTS,
@@ -96,11 +75,11 @@ async def apply_prices(conn: Connection, events: Sequence[PriceEvent]) -> set[uu
         [c.platform for c in changes],
         [c.shop_id for c in changes],
         [c.external_product_id for c in changes],
-        [e.event_id for _, e in chosen],
+        [e.event_id for e in chosen],
     )
     rows = await conn.fetch(
         sql.UPSERT_PRICES,
-        [key for key, _ in chosen],
+        [_variant_of(e) for e in chosen],
         product_ids,
         [c.platform for c in changes],
         [c.shop_id for c in changes],
@@ -109,10 +88,9 @@ async def apply_prices(conn: Connection, events: Sequence[PriceEvent]) -> set[uu
         [c.currency for c in changes],
         [c.source_updated_at for c in changes],
     )
-    applied = {r["id"] for r in rows}
-    return {
-        e.event_id
-        for e in events
-        if variant_row_id(e.price.platform, e.price.shop_id, e.price.external_variant_id)
-        not in applied
-    }
+    return newest.stale(r["id"] for r in rows)
+
+
+def _variant_of(event: PriceEvent) -> uuid.UUID:
+    p = event.price
+    return variant_row_id(p.platform, p.shop_id, p.external_variant_id)
