@@ -6,21 +6,24 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Literal
 
-import orjson
-
 from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
 from pipeline.platforms.base import Credentials, DeliveryInfo, Normalized, Rejection
 from pipeline.platforms.fields import (
+    body_object,
+    body_shop_id,
     content_id,
+    delivery_key,
     epoch_time,
+    header,
     hmac_sha256,
     ident,
     json_object,
     obj,
-    received_at,
     required_ident,
+    safe_ident,
     signed_by_any,
+    source_of,
     text,
     version_of,
 )
@@ -94,23 +97,16 @@ class LazadaAdapter:
         return False
 
     def shop_of(self, headers: Mapping[str, str], body: bytes) -> str:
-        payload = _request_body(body)
-        try:
-            seller = ident(payload.get("seller_id"), "seller_id")
-        except InvalidPayload:
-            raise Rejection(400, "body seller_id is not an id") from None
-        if seller is None:
-            raise Rejection(400, "body has no seller_id")
-        return seller
+        return body_shop_id(body, "seller_id", "an id")
 
     def verify(self, credentials: Credentials, headers: Mapping[str, str], body: bytes) -> bool:
         if credentials.app_key is None:
             return False
         message = credentials.app_key.encode("utf-8") + body
-        return signed_by_any(credentials.secrets, message, headers.get(SIGNATURE_HEADER, ""), "hex")
+        return signed_by_any(credentials.secrets, message, header(headers, SIGNATURE_HEADER), "hex")
 
     def describe(self, shop_id: str, headers: Mapping[str, str], body: bytes) -> DeliveryInfo:
-        payload = _request_body(body)
+        payload = body_object(body)
         message_type = payload.get("message_type")
         if message_type is None:
             raise Rejection(400, "body has no message_type")
@@ -123,35 +119,29 @@ class LazadaAdapter:
         parts: tuple[object, ...] = ()
         if message_type == TRADE_ORDER:
             # Pushed per line: the line, its status and its time tell one change from another.
-            resource, key = "order", _safe_ident(fields.get("trade_order_id"))
+            resource, key = "order", safe_ident(fields.get("trade_order_id"))
             parts = (
                 fields.get("trade_order_line_id"),
                 fields.get("order_status"),
                 fields.get("status_update_time"),
             )
         elif topic in PRODUCT_TOPICS:
-            resource, key = "product", _safe_ident(fields.get("item_id"))
+            resource, key = "product", safe_ident(fields.get("item_id"))
             parts = (fields.get("item_id"), _product_time_raw(fields, payload))
         delivery_id = content_id(shop_id, message_type, *parts, data)
-        entity_key = (
-            f"{NAME}:{shop_id}:delivery:{delivery_id}"
-            if key is None
-            else f"{NAME}:{shop_id}:{resource}:{key}"
+        entity = None if key is None else (resource, key)
+        return DeliveryInfo(
+            topic=topic,
+            delivery_id=delivery_id,
+            entity_key=delivery_key(NAME, shop_id, delivery_id, entity),
         )
-        return DeliveryInfo(topic=topic, delivery_id=delivery_id, entity_key=entity_key)
 
     def normalize(self, envelope: Envelope) -> Normalized:
         if envelope.topic != TOPICS[TRADE_ORDER] and envelope.topic not in PRODUCT_TOPICS:
             return Normalized(events=(), ignored=f"topic {envelope.topic} is not handled yet")
         payload = json_object(envelope.body)
         data = obj(payload.get("data"), "data")
-        source = Source(
-            platform=NAME,
-            shop_id=envelope.shop_id,
-            topic=envelope.topic,
-            delivery_id=envelope.delivery_id,
-            received_at=received_at(envelope.received_at_ms),
-        )
+        source = source_of(NAME, envelope)
         if envelope.topic == TOPICS[TRADE_ORDER]:
             return Normalized(events=(_status_event(source, data),))
         return Normalized(events=(_product_event(source, payload, data),))
@@ -224,21 +214,3 @@ def _product_time_raw(data: dict[str, Any], payload: dict[str, Any]) -> object:
         if data.get(name) not in (None, ""):
             return data[name]
     return payload.get("timestamp")
-
-
-def _request_body(body: bytes) -> dict[str, Any]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise Rejection(400, "body is not JSON") from None
-    if not isinstance(payload, dict):
-        raise Rejection(400, "body is not a JSON object")
-    return payload
-
-
-def _safe_ident(value: object) -> str | None:
-    """An id for the entity key; an unusable one keys by delivery and fails in normalize."""
-    try:
-        return ident(value, "id")
-    except InvalidPayload:
-        return None

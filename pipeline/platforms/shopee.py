@@ -12,22 +12,30 @@ from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
 from pipeline.platforms.base import Credentials, DeliveryInfo, Normalized, Rejection
 from pipeline.platforms.fields import (
+    body_object,
+    body_shop_id,
     content_id,
+    delivery_key,
+    epoch_iso,
     epoch_time,
+    header,
     hmac_sha256,
     ident,
     items,
     json_object,
     money,
+    nonzero_ident,
     obj,
     received_at,
     required_ident,
     signed_by_any,
+    source_of,
     text,
+    token,
     version_of,
+    whole_number,
 )
 from schemas.catalogue import AnyEvent
-from schemas.events import Source
 from schemas.fulfillments import Fulfillment, FulfillmentEvent, fulfillment_event_id
 from schemas.inventory import (
     ReservedStockChange,
@@ -72,8 +80,7 @@ STATUS_MAP: Final[dict[str, OrderStatus]] = {
 
 _ORDER_CODES: Final = (ORDER_STATUS, TRACKING_NUMBER)
 _PRODUCT_CODES: Final = (RESERVED_STOCK, ITEM_PRICE)
-_SHOP_RE: Final = re.compile(r"^[0-9]{1,20}$")
-_TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_SHOP_RE: Final = re.compile(r"[0-9]{1,20}")
 
 
 def sign(partner_key: str, callback_url: str, body: bytes) -> str:
@@ -98,43 +105,34 @@ class ShopeeAdapter:
         return False
 
     def shop_of(self, headers: Mapping[str, str], body: bytes) -> str:
-        raw = _payload_or_400(body).get("shop_id")
-        if raw is None:
-            raise Rejection(400, "body has no shop_id")
-        shop = str(raw).strip() if isinstance(raw, int | str) and not isinstance(raw, bool) else ""
-        if not _SHOP_RE.match(shop):
-            raise Rejection(400, "body shop_id is not a Shopee shop id")
-        return shop
+        return body_shop_id(body, "shop_id", "a Shopee shop id", _SHOP_RE)
 
     def verify(self, credentials: Credentials, headers: Mapping[str, str], body: bytes) -> bool:
         if credentials.callback_url is None:
             return False
         message = _signed_bytes(credentials.callback_url, body)
-        return signed_by_any(credentials.secrets, message, headers.get(SIGNATURE_HEADER, ""), "hex")
+        return signed_by_any(credentials.secrets, message, header(headers, SIGNATURE_HEADER), "hex")
 
     def describe(self, shop_id: str, headers: Mapping[str, str], body: bytes) -> DeliveryInfo:
-        payload = _payload_or_400(body)
-        code = _code(payload.get("code"))
+        payload = body_object(body)
+        code = whole_number(payload.get("code"))
         if code is None:
             raise Rejection(400, "body code is missing or not a whole number")
         delivery_id = _msg_id(payload.get("msg_id")) or content_id(
             shop_id, code, payload.get("timestamp"), payload.get("data")
         )
-        resource = _resource(code, payload.get("data"))
-        if resource is None:
-            entity_key = f"{NAME}:{shop_id}:delivery:{delivery_id}"
-        else:
-            entity_key = f"{NAME}:{shop_id}:{resource[0]}:{resource[1]}"
         return DeliveryInfo(
             topic=topic_of(code),
             delivery_id=delivery_id,
-            entity_key=entity_key,
-            triggered_at=_moment_text(payload.get("timestamp")),
+            entity_key=delivery_key(
+                NAME, shop_id, delivery_id, _resource(code, payload.get("data"))
+            ),
+            triggered_at=epoch_iso(payload.get("timestamp")),
         )
 
     def normalize(self, envelope: Envelope) -> Normalized:
         payload = json_object(envelope.body)
-        code = _code(payload.get("code"))
+        code = whole_number(payload.get("code"))
         if code is None:
             raise InvalidPayload("code is missing or not a whole number")
         read = _READERS.get(code)
@@ -157,13 +155,7 @@ class _Push:
         self.sent_at = epoch_time(payload.get("timestamp"), "timestamp")
         self.updated_at = epoch_time(self.data.get("update_time"), "data.update_time")
         self.received_at = received_at(envelope.received_at_ms)
-        self.source = Source(
-            platform=NAME,
-            shop_id=envelope.shop_id,
-            topic=envelope.topic,
-            delivery_id=envelope.delivery_id,
-            received_at=self.received_at,
-        )
+        self.source = source_of(NAME, envelope)
 
     @property
     def moment(self) -> datetime | None:
@@ -220,7 +212,7 @@ class _Push:
 
     def reserved_stock(self) -> ReservedStockEvent:
         item_id = required_ident(self.data.get("item_id"), "data.item_id")
-        variant_id = _variant(self.data.get("variation_id"), "data.variation_id")
+        variant_id = nonzero_ident(self.data.get("variation_id"), "data.variation_id")
         order_id = ident(self.data.get("ordersn"), "data.ordersn")
         action = text(self.data.get("action"))
         changes = tuple(
@@ -255,7 +247,8 @@ class _Push:
         # data{item_id, model_id, update_field, old_value, new_value, update_time}, one model per
         # push, update_field "original_price" (the seller's list price) or "local_price".
         item_id = required_ident(self.data.get("item_id"), "data.item_id")
-        model_id = _variant(self.data.get("model_id"), "data.model_id")
+        # Shopee sends 0 for an item without models.
+        model_id = nonzero_ident(self.data.get("model_id"), "data.model_id")
         field = text(self.data.get("update_field"))
         if field not in (None, "original_price", "local_price"):
             raise InvalidPayload(f"data.update_field {field[:40]!r} is not a known price field")
@@ -293,27 +286,10 @@ def _signed_bytes(callback_url: str, body: bytes) -> bytes:
     return callback_url.encode("utf-8") + b"|" + body
 
 
-def _payload_or_400(body: bytes) -> dict[str, Any]:
-    try:
-        return json_object(body)
-    except InvalidPayload:
-        raise Rejection(400, "body is not a JSON object") from None
-
-
-def _code(value: object) -> int | None:
-    """The push code: a whole number (a digit string is tolerated)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        return None
-    return value
-
-
 def _msg_id(value: object) -> str | None:
-    """Shopee's `msg_id` when it is a plain token; otherwise the delivery is keyed by content."""
-    if isinstance(value, str) and _TOKEN_RE.match(value):
-        return value
-    return None
+    """Shopee's `msg_id` when it is a plain token string as sent; otherwise the delivery is
+    keyed by content."""
+    return value if isinstance(value, str) and token(value) == value else None
 
 
 def _resource(code: int, data: object) -> tuple[str, str] | None:
@@ -326,19 +302,8 @@ def _resource(code: int, data: object) -> tuple[str, str] | None:
         kind, raw = "product", data.get("item_id")
     else:
         return None
-    try:
-        found = ident(raw, "id")
-    except InvalidPayload:
-        return None
-    if found is None or not _TOKEN_RE.match(found):
-        return None
-    return kind, found
-
-
-def _variant(value: object, name: str) -> str | None:
-    """A variation/model id; Shopee sends 0 for an item without variations."""
-    found = ident(value, name)
-    return None if found == "0" else found
+    found = token(raw)
+    return (kind, found) if found is not None else None
 
 
 def _value_change(index: int, raw: object) -> ValueChange:
@@ -347,12 +312,3 @@ def _value_change(index: int, raw: object) -> ValueChange:
     if name is None:
         raise InvalidPayload(f"data.changed_values[{index}].name is missing")
     return ValueChange(name=name, old=text(entry.get("old")), new=text(entry.get("new")))
-
-
-def _moment_text(value: object) -> str | None:
-    """The push time as ISO 8601 for the envelope; an unreadable one is dropped, not refused."""
-    try:
-        moment = epoch_time(value, "timestamp")
-    except InvalidPayload:
-        return None
-    return moment.isoformat() if moment is not None else None

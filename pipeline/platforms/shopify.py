@@ -12,14 +12,22 @@ import orjson
 from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
 from pipeline.platforms.base import Credentials, DeliveryInfo, Normalized, Rejection
-from pipeline.platforms.fields import hmac_sha256, json_object, signed_by_any
+from pipeline.platforms.fields import (
+    delivery_key,
+    header,
+    hmac_sha256,
+    json_object,
+    required_obj,
+    safe_ident,
+    signed_by_any,
+    source_of,
+    version_of,
+)
 from pipeline.platforms.fields import ident as _id
 from pipeline.platforms.fields import iso_time as _time
 from pipeline.platforms.fields import money as _money
-from pipeline.platforms.fields import received_at as _received_at
 from pipeline.platforms.fields import text as _opt_str
 from pipeline.platforms.shopify_resources import RESOURCE_TOPICS, normalize_resource
-from schemas.events import Source
 from schemas.orders import (
     Order,
     OrderEvent,
@@ -111,7 +119,7 @@ class ShopifyAdapter:
         return False
 
     def shop_of(self, headers: Mapping[str, str], body: bytes) -> str:
-        shop = headers.get(SHOP_HEADER, "").strip().lower()
+        shop = header(headers, SHOP_HEADER).lower()
         if not shop:
             raise Rejection(400, f"missing {SHOP_HEADER} header")
         if not _SHOP_RE.match(shop):
@@ -119,7 +127,7 @@ class ShopifyAdapter:
         return shop
 
     def verify(self, credentials: Credentials, headers: Mapping[str, str], body: bytes) -> bool:
-        return signed_by_any(credentials.secrets, body, headers.get(HMAC_HEADER, ""), "base64")
+        return signed_by_any(credentials.secrets, body, header(headers, HMAC_HEADER), "base64")
 
     def describe(self, shop_id: str, headers: Mapping[str, str], body: bytes) -> DeliveryInfo:
         topic = _token(headers, TOPIC_HEADER)
@@ -132,14 +140,11 @@ class ShopifyAdapter:
             malformed = True
         else:
             resource_id = _resource_id(topic, payload)
-        if resource_id is None:
-            entity_key = f"{NAME}:{shop_id}:delivery:{delivery_id}"
-        else:
-            entity_key = f"{NAME}:{shop_id}:{_entity_of(topic)[0]}:{resource_id}"
+        entity = None if resource_id is None else (_entity_of(topic)[0], resource_id)
         return DeliveryInfo(
             topic=topic,
             delivery_id=delivery_id,
-            entity_key=entity_key,
+            entity_key=delivery_key(NAME, shop_id, delivery_id, entity),
             event_id=_optional_token(headers, EVENT_ID_HEADER),
             api_version=_optional_token(headers, API_VERSION_HEADER),
             triggered_at=_optional_token(headers, TRIGGERED_AT_HEADER),
@@ -151,34 +156,17 @@ class ShopifyAdapter:
         if event_type is None and envelope.topic not in RESOURCE_TOPICS:
             return Normalized(events=(), ignored=f"topic {envelope.topic} is not handled yet")
         payload = json_object(envelope.body)
-        received_at = _received_at(envelope.received_at_ms)
+        source = source_of(NAME, envelope)
         if event_type is None:
-            source = Source(
-                platform=NAME,
-                shop_id=envelope.shop_id,
-                topic=envelope.topic,
-                delivery_id=envelope.delivery_id,
-                received_at=received_at,
-            )
             return Normalized(events=(normalize_resource(source, payload),))
         order = parse_order(envelope.shop_id, payload)
-        version = (
-            order.source_updated_at.isoformat()
-            if order.source_updated_at
-            else f"delivery:{envelope.delivery_id}"
-        )
+        version = version_of(order.source_updated_at, f"delivery:{envelope.delivery_id}")
         event = OrderEvent(
             event_id=order_event_id(order, event_type, version),
             type=event_type,
-            occurred_at=order.source_updated_at or received_at,
+            occurred_at=order.source_updated_at or source.received_at,
             order=order,
-            source=Source(
-                platform=NAME,
-                shop_id=envelope.shop_id,
-                topic=envelope.topic,
-                delivery_id=envelope.delivery_id,
-                received_at=received_at,
-            ),
+            source=source,
         )
         return Normalized(events=(event,))
 
@@ -218,9 +206,8 @@ def parse_order(shop_id: str, payload: dict[str, Any]) -> Order:
     )
 
 
-def _line(index: int, item: object) -> OrderLine:
-    if not isinstance(item, dict):
-        raise InvalidPayload(f"line_items[{index}] is not an object")
+def _line(index: int, raw: object) -> OrderLine:
+    item = required_obj(raw, f"line_items[{index}]")
     line_id = _id(item.get("id"), f"line_items[{index}].id") or str(index)
     quantity = item.get("quantity", 0)
     if not isinstance(quantity, int) or isinstance(quantity, bool) or not 0 <= quantity < 2**31:
@@ -258,15 +245,11 @@ def _entity_of(topic: str) -> tuple[str, str]:
 def _resource_id(topic: str, payload: object) -> str | None:
     if not isinstance(payload, dict):
         return None
-    field = _entity_of(topic)[1]
-    try:
-        return _id(payload.get(field), field)
-    except InvalidPayload:
-        return None
+    return safe_ident(payload.get(_entity_of(topic)[1]))
 
 
 def _token(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name, "").strip()
+    value = header(headers, name)
     if not value:
         raise Rejection(400, f"missing {name} header")
     if not _TOKEN_RE.match(value):
@@ -276,5 +259,5 @@ def _token(headers: Mapping[str, str], name: str) -> str:
 
 def _optional_token(headers: Mapping[str, str], name: str) -> str | None:
     """An informational header; a value that is not a plain token is dropped, not trusted."""
-    value = headers.get(name, "").strip()
+    value = header(headers, name)
     return value if _TOKEN_RE.match(value) else None

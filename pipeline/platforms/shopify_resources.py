@@ -13,6 +13,7 @@ from pipeline.platforms.fields import (
     items,
     money,
     required_ident,
+    required_obj,
     text,
     version_of,
 )
@@ -206,7 +207,7 @@ def fulfillment_status(status: str | None, shipment_status: str | None) -> Fulfi
 
 def _variant(index: int, raw: object) -> ProductVariant:
     name = f"variants[{index}]"
-    variant = _object(raw, name)
+    variant = required_obj(raw, name)
     return ProductVariant(
         external_variant_id=required_ident(variant.get("id"), f"{name}.id"),
         sku=text(variant.get("sku")),
@@ -221,20 +222,13 @@ def _variant(index: int, raw: object) -> ProductVariant:
 
 def _fulfillment_line(index: int, raw: object) -> FulfillmentLine:
     name = f"line_items[{index}]"
-    line = _object(raw, name)
+    line = required_obj(raw, name)
     quantity = count(line.get("quantity"), f"{name}.quantity")
     if quantity is None:
         raise InvalidPayload(f"{name}.quantity is missing")
     return FulfillmentLine(
         external_line_id=required_ident(line.get("id"), f"{name}.id"), quantity=quantity
     )
-
-
-def _object(raw: object, name: str) -> dict[str, Any]:
-    """A list element that must be an object (absent is not allowed, unlike `obj`)."""
-    if not isinstance(raw, dict):
-        raise InvalidPayload(f"{name} is not an object")
-    return raw
 
 
 def _first(payload: dict[str, Any], single: str, plural: str) -> str | None:

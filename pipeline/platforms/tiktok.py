@@ -12,7 +12,12 @@ from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
 from pipeline.platforms.base import Credentials, DeliveryInfo, Normalized, Rejection
 from pipeline.platforms.fields import (
+    body_object,
+    body_shop_id,
+    delivery_key,
+    epoch_iso,
     epoch_time,
+    header,
     hmac_sha256,
     ident,
     items,
@@ -21,11 +26,13 @@ from pipeline.platforms.fields import (
     received_at,
     required_ident,
     signed_by_any,
+    source_of,
     text,
+    token,
     version_of,
+    whole_number,
 )
 from schemas.catalogue import AnyEvent
-from schemas.events import Source
 from schemas.fulfillments import (
     Fulfillment,
     FulfillmentEvent,
@@ -94,8 +101,7 @@ STOCK_STATUS_MAP: Final[dict[str, StockStatus]] = {
 }
 
 _ORDER_TYPES: Final = (ORDER_STATUS_CHANGE, PACKAGE_UPDATE, CANCELLATION_STATUS_CHANGE)
-_TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_SHOP_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SHOP_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def sign(app_secret: str, app_key: str, body: bytes) -> str:
@@ -120,43 +126,34 @@ class TikTokAdapter:
         return False
 
     def shop_of(self, headers: Mapping[str, str], body: bytes) -> str:
-        raw = _payload_or_400(body).get("shop_id")
-        if raw is None:
-            raise Rejection(400, "body has no shop_id")
-        shop = str(raw).strip() if isinstance(raw, int | str) and not isinstance(raw, bool) else ""
-        if not _SHOP_RE.match(shop):
-            raise Rejection(400, "body shop_id is not a TikTok Shop shop id")
-        return shop
+        return body_shop_id(body, "shop_id", "a TikTok Shop shop id", _SHOP_RE)
 
     def verify(self, credentials: Credentials, headers: Mapping[str, str], body: bytes) -> bool:
         if credentials.app_key is None:
             return False
         message = _signed_bytes(credentials.app_key, body)
-        return signed_by_any(credentials.secrets, message, headers.get(SIGNATURE_HEADER, ""), "hex")
+        return signed_by_any(credentials.secrets, message, header(headers, SIGNATURE_HEADER), "hex")
 
     def describe(self, shop_id: str, headers: Mapping[str, str], body: bytes) -> DeliveryInfo:
-        payload = _payload_or_400(body)
-        kind = _type(payload.get("type"))
+        payload = body_object(body)
+        kind = whole_number(payload.get("type"))
         if kind is None:
             raise Rejection(400, "body type is missing or not a whole number")
-        delivery_id = _token(payload.get("tts_notification_id"))
+        delivery_id = token(payload.get("tts_notification_id"))
         if delivery_id is None:
             raise Rejection(400, "body tts_notification_id is missing or not a plain id")
-        resource = _resource(kind, payload.get("data"))
-        if resource is None:
-            entity_key = f"{NAME}:{shop_id}:delivery:{delivery_id}"
-        else:
-            entity_key = f"{NAME}:{shop_id}:{resource[0]}:{resource[1]}"
         return DeliveryInfo(
             topic=topic_of(kind),
             delivery_id=delivery_id,
-            entity_key=entity_key,
-            triggered_at=_moment_text(payload.get("timestamp")),
+            entity_key=delivery_key(
+                NAME, shop_id, delivery_id, _resource(kind, payload.get("data"))
+            ),
+            triggered_at=epoch_iso(payload.get("timestamp")),
         )
 
     def normalize(self, envelope: Envelope) -> Normalized:
         payload = json_object(envelope.body)
-        kind = _type(payload.get("type"))
+        kind = whole_number(payload.get("type"))
         if kind is None:
             raise InvalidPayload("type is missing or not a whole number")
         if kind == CANCELLATION_STATUS_CHANGE:
@@ -182,13 +179,7 @@ class _Push:
         self.sent_at = epoch_time(payload.get("timestamp"), "timestamp")
         self.updated_at = epoch_time(self.data.get("update_time"), "data.update_time")
         self.received_at = received_at(envelope.received_at_ms)
-        self.source = Source(
-            platform=NAME,
-            shop_id=envelope.shop_id,
-            topic=envelope.topic,
-            delivery_id=envelope.delivery_id,
-            received_at=self.received_at,
-        )
+        self.source = source_of(NAME, envelope)
 
     @property
     def occurred_at(self) -> datetime:
@@ -306,39 +297,15 @@ def _signed_bytes(app_key: str, body: bytes) -> bytes:
     return app_key.encode("utf-8") + body
 
 
-def _payload_or_400(body: bytes) -> dict[str, Any]:
-    try:
-        return json_object(body)
-    except InvalidPayload:
-        raise Rejection(400, "body is not a JSON object") from None
-
-
-def _type(value: object) -> int | None:
-    """The notification type: a whole number (a digit string is tolerated)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        return None
-    return value
-
-
-def _token(value: object) -> str | None:
-    """An id fit for keys and logs: an integer or a plain string of safe characters."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        return None
-    found = str(value).strip()
-    return found if _TOKEN_RE.match(found) else None
-
-
 def _resource(kind: int, data: object) -> tuple[str, str] | None:
     """(entity type, id) the notification is about, or None when its data names none usable."""
     if not isinstance(data, dict):
         return None
     if kind in _ORDER_TYPES:
-        found = _token(data.get("order_id"))
+        found = token(data.get("order_id"))
         return ("order", found) if found else None
     if kind == INVENTORY_STATUS_CHANGE:
-        found = _token(data.get("product_id"))
+        found = token(data.get("product_id"))
         return ("product", found) if found else None
     return None
 
@@ -366,12 +333,3 @@ def _package_ids(data: dict[str, Any]) -> tuple[str, ...]:
     if not listed:
         raise InvalidPayload("data.package_id is missing")
     return listed
-
-
-def _moment_text(value: object) -> str | None:
-    """The notification time as ISO 8601; an unreadable one is dropped, not refused."""
-    try:
-        moment = epoch_time(value, "timestamp")
-    except InvalidPayload:
-        return None
-    return moment.isoformat() if moment is not None else None

@@ -22,6 +22,7 @@ from pipeline.platforms.base import Credentials, DeliveryInfo, Normalized, Rejec
 from pipeline.platforms.fields import (
     content_id,
     count,
+    delivery_key,
     header,
     hmac_sha256,
     ident,
@@ -29,15 +30,18 @@ from pipeline.platforms.fields import (
     items,
     json_object,
     money,
+    nonzero_ident,
     obj,
     received_at,
     required_ident,
+    required_obj,
+    safe_ident,
     signed_by_any,
+    source_of,
     text,
     version_of,
 )
 from schemas.catalogue import AnyEvent
-from schemas.events import Source
 from schemas.inventory import (
     DEFAULT_LOCATION,
     InventoryLevelEvent,
@@ -221,14 +225,13 @@ class WooCommerceAdapter:
             )
             delivery_id = content_id(*parts)
         resource = topic.partition(".")[0]
+        entity: tuple[str, str] | None = None
         if resource_id is not None and resource in ("order", "product"):
-            entity_key = f"{NAME}:{shop_id}:{resource}:{resource_id}"
-        else:
-            entity_key = f"{NAME}:{shop_id}:delivery:{delivery_id}"
+            entity = (resource, resource_id)
         return DeliveryInfo(
             topic=topic,
             delivery_id=delivery_id,
-            entity_key=entity_key,
+            entity_key=delivery_key(NAME, shop_id, delivery_id, entity),
             event_id=event_id,
             malformed=malformed,
         )
@@ -292,13 +295,12 @@ def parse_order(shop_id: str, payload: dict[str, Any]) -> Order:
 
 def _line(index: int, item: object) -> OrderLine:
     name = f"line_items[{index}]"
-    if not isinstance(item, dict):
-        raise InvalidPayload(f"{name} is not an object")
+    item = required_obj(item, name)
     quantity = count(item.get("quantity"), f"{name}.quantity")
     if quantity is None:
         raise InvalidPayload(f"{name}.quantity is missing")
-    product_id = _nonzero(ident(item.get("product_id"), f"{name}.product_id"))
-    variation_id = _nonzero(ident(item.get("variation_id"), f"{name}.variation_id"))
+    product_id = nonzero_ident(item.get("product_id"), f"{name}.product_id")
+    variation_id = nonzero_ident(item.get("variation_id"), f"{name}.variation_id")
     return OrderLine(
         external_line_id=ident(item.get("id"), f"{name}.id") or str(index),
         quantity=quantity,
@@ -331,7 +333,7 @@ def _order_event(envelope: Envelope, event_type: OrderEventType) -> OrderEvent:
         type=event_type,
         occurred_at=order.source_updated_at or received_at(envelope.received_at_ms),
         order=order,
-        source=_source(envelope),
+        source=source_of(NAME, envelope),
     )
 
 
@@ -353,7 +355,7 @@ def _order_deleted(envelope: Envelope) -> OrderStatusEvent:
         type="order.status_changed",
         occurred_at=at,
         order=change,
-        source=_source(envelope),
+        source=source_of(NAME, envelope),
     )
 
 
@@ -375,7 +377,7 @@ def _product_events(envelope: Envelope, event_type: ProductEventType) -> tuple[A
     manage_stock = payload.get("manage_stock")
     stock_item = external_id
     if manage_stock == "parent":
-        stock_item = _nonzero(ident(payload.get("parent_id"), "parent_id")) or external_id
+        stock_item = nonzero_ident(payload.get("parent_id"), "parent_id") or external_id
     variants: tuple[ProductVariant, ...] = ()
     if not variable or manage_stock is True:
         price = money(payload.get("price"), "price")
@@ -403,7 +405,7 @@ def _product_events(envelope: Envelope, event_type: ProductEventType) -> tuple[A
     )
     version = version_of(updated_at, f"delivery:{envelope.delivery_id}")
     occurred_at = updated_at or received_at(envelope.received_at_ms)
-    source = _source(envelope)
+    source = source_of(NAME, envelope)
     events: list[AnyEvent] = [
         ProductEvent(
             event_id=product_event_id(product, event_type, version),
@@ -462,35 +464,19 @@ def _product_deleted(envelope: Envelope) -> ProductEvent:
         type="product.deleted",
         occurred_at=at,
         product=product,
-        source=_source(envelope),
+        source=source_of(NAME, envelope),
     )
 
 
 # -- shared ----------------------------------------------------------------------------------
 
 
-def _source(envelope: Envelope) -> Source:
-    return Source(
-        platform=NAME,
-        shop_id=envelope.shop_id,
-        topic=envelope.topic,
-        delivery_id=envelope.delivery_id,
-        received_at=received_at(envelope.received_at_ms),
-    )
-
-
 def _identity(payload: object) -> tuple[str | None, str | None]:
     """The resource id and raw date_modified_gmt of a payload, when it has usable ones."""
     if not isinstance(payload, dict):
         return None, None
-    try:
-        resource_id = ident(payload.get("id"), "id")
-    except InvalidPayload:
+    resource_id = safe_ident(payload.get("id"))
+    if resource_id is None:
         return None, None
     modified = payload.get("date_modified_gmt")
     return resource_id, modified if isinstance(modified, str) and modified else None
-
-
-def _nonzero(value: str | None) -> str | None:
-    """WooCommerce writes 0 for "none" in id fields (variation_id, parent_id)."""
-    return None if value in (None, "0") else value
