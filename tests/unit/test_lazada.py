@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -9,31 +8,19 @@ import pytest
 
 from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
-from pipeline.platforms.base import Credentials, Rejection
-from pipeline.platforms.lazada import (
-    SIGNATURE_HEADER,
-    STATUS_MAP,
-    LazadaAdapter,
-    delivery_headers,
-    sign,
-)
+from pipeline.platforms.base import Rejection
+from pipeline.platforms.lazada import STATUS_MAP, LazadaAdapter
 from schemas.orders import OrderStatusEvent, status_event_id
 from schemas.products import ProductEvent
+from tests.unit.platform_cases import Fixtures
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lazada"
-KAV_SECRET = "test_app_secret"
-KAV_APP_KEY = "test_app_key"
-KAV_DIGEST = "78dbd08a8a9feccf92389396b8e0bfd270075805a0cc400593f9931f4bcaf58b"
+fixture_bytes = Fixtures("lazada").bytes
+
 SELLER = "1234567"
 RECEIVED_AT_MS = 1_603_766_860_000
 RECEIVED_AT = datetime.fromtimestamp(RECEIVED_AT_MS / 1000, tz=UTC)
 
 adapter = LazadaAdapter()
-CREDENTIALS = Credentials(secrets=(KAV_SECRET,), app_key=KAV_APP_KEY)
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
 
 
 def body_with(name: str, **data_changes: Any) -> bytes:
@@ -73,61 +60,6 @@ def product_event(body: bytes) -> ProductEvent:
 def test_adapter_shape() -> None:
     assert (adapter.name, adapter.credential_scope, adapter.empty_ack) == ("lazada", "app", False)
     assert adapter.handshake({}, fixture_bytes("trade_order_unpaid")) is False
-
-
-# -- signature -------------------------------------------------------------------------------
-
-
-def test_sign_matches_the_known_answer_vector() -> None:
-    assert sign(KAV_SECRET, KAV_APP_KEY, fixture_bytes("trade_order_unpaid")) == KAV_DIGEST
-
-
-def test_delivery_headers_carry_the_signature() -> None:
-    headers = delivery_headers(KAV_SECRET, KAV_APP_KEY, fixture_bytes("trade_order_unpaid"))
-    assert headers[SIGNATURE_HEADER] == KAV_DIGEST
-
-
-def test_verify_accepts_the_vector() -> None:
-    body = fixture_bytes("trade_order_unpaid")
-    assert adapter.verify(CREDENTIALS, {SIGNATURE_HEADER: KAV_DIGEST}, body)
-
-
-def test_verify_accepts_an_uppercase_hex_signature() -> None:
-    body = fixture_bytes("trade_order_unpaid")
-    assert adapter.verify(CREDENTIALS, {SIGNATURE_HEADER: KAV_DIGEST.upper()}, body)
-
-
-def test_verify_accepts_the_second_secret_of_a_rotation() -> None:
-    credentials = Credentials(secrets=("old-secret", KAV_SECRET), app_key=KAV_APP_KEY)
-    body = fixture_bytes("trade_order_unpaid")
-    assert adapter.verify(credentials, {SIGNATURE_HEADER: KAV_DIGEST}, body)
-
-
-@pytest.mark.parametrize(
-    "credentials",
-    [
-        Credentials(secrets=("test_app_secreT",), app_key=KAV_APP_KEY),
-        Credentials(secrets=(KAV_SECRET,), app_key="other_app_key"),
-        Credentials(secrets=(KAV_SECRET,), app_key=None),
-        Credentials(secrets=(), app_key=KAV_APP_KEY),
-    ],
-)
-def test_verify_rejects_a_wrong_key_secret_or_none(credentials: Credentials) -> None:
-    body = fixture_bytes("trade_order_unpaid")
-    assert not adapter.verify(credentials, {SIGNATURE_HEADER: KAV_DIGEST}, body)
-
-
-@pytest.mark.parametrize("given", ["", "  ", KAV_DIGEST[:-2], "sha256=" + KAV_DIGEST, "é" * 64])
-def test_verify_rejects_missing_or_odd_signatures(given: str) -> None:
-    body = fixture_bytes("trade_order_unpaid")
-    assert not adapter.verify(CREDENTIALS, {SIGNATURE_HEADER: given}, body)
-
-
-def test_verify_rejects_a_reserialized_body() -> None:
-    body = orjson.dumps(
-        orjson.loads(fixture_bytes("trade_order_unpaid")), option=orjson.OPT_INDENT_2
-    )
-    assert not adapter.verify(CREDENTIALS, {SIGNATURE_HEADER: KAV_DIGEST}, body)
 
 
 # -- shop_of ---------------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -10,55 +8,24 @@ import pytest
 
 from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
-from pipeline.platforms.base import Credentials, Rejection
-from pipeline.platforms.shopee import (
-    SIGNATURE_HEADER,
-    STATUS_MAP,
-    ShopeeAdapter,
-    delivery_headers,
-    sign,
-    topic_of,
-)
+from pipeline.platforms.base import Rejection
+from pipeline.platforms.shopee import STATUS_MAP, ShopeeAdapter, topic_of
 from schemas.fulfillments import FulfillmentEvent
 from schemas.inventory import ReservedStockEvent, ValueChange
 from schemas.orders import ORDER_STATUSES, OrderStatusEvent
 from schemas.products import PriceEvent
+from tests.unit.platform_cases import Fixtures, at
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopee"
+FIXTURES = Fixtures("shopee")
+fixture_bytes = FIXTURES.bytes
+fixture = FIXTURES.json
+body_with = FIXTURES.changed
+
 SHOP = "123456"
 ORDERSN = "241120K7QXP3N5"
 RECEIVED_AT_MS = 1_732_100_003_000  # 2024-11-20T10:53:23Z
 
-KAV_KEY = "PARTNER_KEY"
-KAV_URL = "http://localhost/webhook"
-KAV_BODY = b"HELLO"
-KAV_DIGEST = "b43c7e4cad148d440597015f1da5a0b9335895110ca4399785593bbf6e0e329e"
-CALLBACK = "https://hooks.example.com/webhooks/shopee"
-
 adapter = ShopeeAdapter()
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads(fixture_bytes(name))
-    return data
-
-
-def body_with(name: str, **changes: Any) -> bytes:
-    """A fixture with top-level fields replaced; `data` changes merge into its data object."""
-    payload = fixture(name)
-    data_changes = changes.pop("data", None)
-    payload.update(changes)
-    if data_changes is not None:
-        payload["data"] = {**payload["data"], **data_changes}
-    return orjson.dumps(payload)
-
-
-def creds(*secrets: str, callback_url: str | None = KAV_URL) -> Credentials:
-    return Credentials(secrets=secrets, callback_url=callback_url)
 
 
 def envelope(body: bytes, *, delivery_id: str = "d-1", topic: str = "order_status") -> Envelope:
@@ -76,63 +43,6 @@ def envelope(body: bytes, *, delivery_id: str = "d-1", topic: str = "order_statu
 def only_event(body: bytes, **kwargs: Any) -> Any:
     (event,) = adapter.normalize(envelope(body, **kwargs)).events
     return event
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-# -- signature -------------------------------------------------------------------------------
-
-
-def test_sign_matches_the_known_answer_vector() -> None:
-    assert sign(KAV_KEY, KAV_URL, KAV_BODY) == KAV_DIGEST
-
-
-def test_verify_accepts_the_known_answer_vector() -> None:
-    assert adapter.verify(creds(KAV_KEY), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY)
-
-
-def test_verify_accepts_an_uppercase_hex_signature() -> None:
-    assert adapter.verify(creds(KAV_KEY), {SIGNATURE_HEADER: KAV_DIGEST.upper()}, KAV_BODY)
-
-
-def test_verify_accepts_either_secret_during_a_rotation() -> None:
-    headers = {SIGNATURE_HEADER: KAV_DIGEST}
-    assert adapter.verify(creds("old-partner-key", KAV_KEY), headers, KAV_BODY)
-    assert adapter.verify(creds(KAV_KEY, "new-partner-key"), headers, KAV_BODY)
-
-
-def test_verify_rejects_a_wrong_secret() -> None:
-    assert not adapter.verify(
-        creds("PARTNER_KEZ", "other"), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY
-    )
-
-
-def test_verify_rejects_another_callback_url() -> None:
-    other = creds(KAV_KEY, callback_url="http://localhost/webhook/")
-    assert not adapter.verify(other, {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY)
-
-
-def test_verify_without_a_callback_url_is_false() -> None:
-    assert not adapter.verify(
-        creds(KAV_KEY, callback_url=None), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY
-    )
-
-
-def test_verify_rejects_a_missing_blank_or_truncated_header() -> None:
-    for headers in ({}, {SIGNATURE_HEADER: " "}, {SIGNATURE_HEADER: KAV_DIGEST[:-1]}):
-        assert not adapter.verify(creds(KAV_KEY), headers, KAV_BODY)
-
-
-def test_verify_rejects_a_changed_body() -> None:
-    assert not adapter.verify(creds(KAV_KEY), {SIGNATURE_HEADER: KAV_DIGEST}, b"HELLO ")
-
-
-def test_delivery_headers_verify_a_fixture() -> None:
-    body = fixture_bytes("order_status_ready_to_ship")
-    headers = delivery_headers("partner-key-1", body, callback_url=CALLBACK)
-    assert adapter.verify(creds("partner-key-1", callback_url=CALLBACK), headers, body)
 
 
 # -- shop_of ---------------------------------------------------------------------------------

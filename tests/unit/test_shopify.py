@@ -52,7 +52,9 @@ def test_verify_accepts_the_published_vector() -> None:
 
 
 def test_verify_rejects_a_wrong_secret() -> None:
-    assert not adapter.verify(Credentials(("test_secret_kez",)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
+    assert not adapter.verify(
+        Credentials(("test_secret_kez",)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY
+    )
 
 
 def test_verify_rejects_a_missing_or_blank_header() -> None:
@@ -65,11 +67,15 @@ def test_verify_rejects_a_truncated_signature() -> None:
 
 
 def test_verify_rejects_a_reserialized_body() -> None:
-    assert not adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: KAV_DIGEST}, b'{"foo":"bar"}')
+    assert not adapter.verify(
+        Credentials((KAV_SECRET,)), {HMAC_HEADER: KAV_DIGEST}, b'{"foo":"bar"}'
+    )
 
 
 def test_verify_accepts_the_second_secret_of_a_rotation() -> None:
-    assert adapter.verify(Credentials(("old-secret", KAV_SECRET)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY)
+    assert adapter.verify(
+        Credentials(("old-secret", KAV_SECRET)), {HMAC_HEADER: KAV_DIGEST}, KAV_BODY
+    )
 
 
 def test_verify_with_no_secrets_is_false() -> None:
@@ -77,7 +83,9 @@ def test_verify_with_no_secrets_is_false() -> None:
 
 
 def test_verify_survives_a_non_ascii_header() -> None:
-    assert not adapter.verify(Credentials((KAV_SECRET,)), {HMAC_HEADER: "B23tXN681gZ0qIWNRrgtzBE9XSDo5yé="}, b"")
+    assert not adapter.verify(
+        Credentials((KAV_SECRET,)), {HMAC_HEADER: "B23tXN681gZ0qIWNRrgtzBE9XSDo5yé="}, b""
+    )
 
 
 # -- shop_of ---------------------------------------------------------------------------------

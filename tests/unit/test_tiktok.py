@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -9,65 +7,42 @@ import pytest
 
 from pipeline.envelope import Envelope
 from pipeline.errors import InvalidPayload
-from pipeline.platforms.base import Credentials, Rejection
+from pipeline.platforms.base import Rejection
 from pipeline.platforms.tiktok import (
     PACKAGE_STATUS_MAP,
-    SIGNATURE_HEADER,
     STATUS_MAP,
     STOCK_STATUS_MAP,
     TikTokAdapter,
-    delivery_headers,
-    sign,
     topic_of,
 )
 from schemas.fulfillments import FULFILLMENT_STATUSES, FulfillmentEvent
 from schemas.inventory import StockStatusEvent
 from schemas.orders import ORDER_STATUSES, OrderStatusEvent
+from tests.unit.platform_cases import Fixtures, at
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tiktok"
+FIXTURES = Fixtures("tiktok")
+fixture_bytes = FIXTURES.bytes
+fixture = FIXTURES.json
+body_with = FIXTURES.changed
+
 SHOP = "7494049642642441621"
 ORDER = "576486316948490001"
 RECEIVED_AT_MS = 1_644_412_890_000  # 2022-02-09T13:21:30Z
 
-KAV_SECRET = "test_app_secret"
-KAV_KEY = "test_app_key"
+# The body of TikTok Shop's known-answer signature vector (checked in test_app_signed.py).
 KAV_BODY = (
     b'{"type":1,"tts_notification_id":"7327112393057371910","shop_id":"7494049642642441621",'
     b'"timestamp":1644412885,"data":{"order_id":"576486316948490001","order_status":"UNPAID",'
     b'"is_on_hold_order":false,"update_time":1644412885}}'
 )
-KAV_DIGEST = "81538e1d4c8981ff04acb001b3f833cd13b4a2d982061caffabde4d39dfd3950"
 
 adapter = TikTokAdapter()
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads(fixture_bytes(name))
-    return data
-
-
-def body_with(name: str, **changes: Any) -> bytes:
-    """A fixture with top-level fields replaced; `data` changes merge into its data object."""
-    payload = fixture(name)
-    data_changes = changes.pop("data", None)
-    payload.update(changes)
-    if data_changes is not None:
-        payload["data"] = {**payload["data"], **data_changes}
-    return orjson.dumps(payload)
 
 
 def without(name: str, field: str) -> bytes:
     payload = fixture(name)
     del payload["data"][field]
     return orjson.dumps(payload)
-
-
-def creds(*secrets: str, app_key: str | None = KAV_KEY) -> Credentials:
-    return Credentials(secrets=secrets, app_key=app_key)
 
 
 def envelope(
@@ -89,64 +64,8 @@ def only_event(body: bytes, **kwargs: Any) -> Any:
     return event
 
 
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-# -- signature -------------------------------------------------------------------------------
-
-
 def test_the_unpaid_fixture_is_the_vector_body_byte_for_byte() -> None:
     assert fixture_bytes("order_status_unpaid") == KAV_BODY
-
-
-def test_sign_matches_the_known_answer_vector() -> None:
-    assert sign(KAV_SECRET, KAV_KEY, KAV_BODY) == KAV_DIGEST
-
-
-def test_verify_accepts_the_known_answer_vector() -> None:
-    assert adapter.verify(creds(KAV_SECRET), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY)
-
-
-def test_verify_accepts_either_secret_during_a_rotation() -> None:
-    headers = {SIGNATURE_HEADER: KAV_DIGEST}
-    assert adapter.verify(creds("old_app_secret", KAV_SECRET), headers, KAV_BODY)
-    assert adapter.verify(creds(KAV_SECRET, "new_app_secret"), headers, KAV_BODY)
-
-
-def test_verify_rejects_a_wrong_secret() -> None:
-    assert not adapter.verify(creds("test_app_secreT"), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY)
-
-
-def test_verify_rejects_another_app_key() -> None:
-    other = creds(KAV_SECRET, app_key="other_app_key")
-    assert not adapter.verify(other, {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY)
-
-
-def test_verify_without_an_app_key_is_false() -> None:
-    assert not adapter.verify(
-        creds(KAV_SECRET, app_key=None), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY
-    )
-
-
-def test_verify_with_no_secrets_is_false() -> None:
-    assert not adapter.verify(creds(), {SIGNATURE_HEADER: KAV_DIGEST}, KAV_BODY)
-
-
-def test_verify_rejects_a_missing_blank_or_truncated_header() -> None:
-    for headers in ({}, {SIGNATURE_HEADER: ""}, {SIGNATURE_HEADER: KAV_DIGEST[:-2]}):
-        assert not adapter.verify(creds(KAV_SECRET), headers, KAV_BODY)
-
-
-def test_verify_rejects_a_reserialized_body() -> None:
-    reserialized = orjson.dumps(orjson.loads(KAV_BODY), option=orjson.OPT_INDENT_2)
-    assert not adapter.verify(creds(KAV_SECRET), {SIGNATURE_HEADER: KAV_DIGEST}, reserialized)
-
-
-def test_delivery_headers_verify_a_fixture() -> None:
-    body = fixture_bytes("package_update")
-    headers = delivery_headers("secret-1", body, app_key="key-1")
-    assert adapter.verify(Credentials(secrets=("secret-1",), app_key="key-1"), headers, body)
 
 
 # -- shop_of ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,8 +25,11 @@ from pipeline.platforms.woocommerce import (
 from schemas.inventory import InventoryLevelEvent
 from schemas.orders import ORDER_STATUSES, OrderEvent, OrderStatusEvent
 from schemas.products import ProductEvent
+from tests.unit.platform_cases import Fixtures
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
+FIXTURES = Fixtures("woocommerce")
+body_of = FIXTURES.bytes
+data_of = FIXTURES.json
 SHOP = "shop.example.com"
 SOURCE = "https://shop.example.com/"
 SECRET = "wc_webhook_secret_7f3a9c"
@@ -40,15 +42,6 @@ KAV_BODY = b'{"foo": "bar"}'
 KAV_DIGEST = "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g="
 
 adapter = WooCommerceAdapter()
-
-
-def body_of(name: str) -> bytes:
-    return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def data_of(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads(body_of(name))
-    return data
 
 
 def changed(name: str, **changes: Any) -> bytes:
