@@ -20,11 +20,8 @@ from pipeline.channels import AppCredential, Channel, ChannelStore, mask
 from pipeline.cli_common import CliError, with_db
 from pipeline.locations import LocationStore
 from pipeline.platforms import registry
-from pipeline.platforms.woocommerce import shop_id_of
 from pipeline.settings import Secret, Settings
 
-_SHOPIFY_SHOP_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,253}$")
-_APP_SHOP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _APP_KEY_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _LOCATION_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -38,34 +35,13 @@ def _scope(platform: str) -> str:
     return registry.ADAPTERS[platform].credential_scope
 
 
-def woocommerce_shop(text: str) -> str | None:
-    """A WooCommerce shop id from a store address typed with or without its scheme, by the
-    adapter's own rule (so it matches what X-WC-Webhook-Source yields); None when it is not one."""
-    address = text.strip()
-    return shop_id_of(address if "://" in address else f"https://{address}")
-
-
 def _shop(platform: str, text: str) -> str:
-    """The shop id as the ingress will see it, or a CliError saying what the platform expects."""
-    if platform == "woocommerce":
-        shop = woocommerce_shop(text)
-        if shop is None:
-            raise CliError(
-                f"--shop {text!r} is not a WooCommerce store address "
-                "(a host with optional path, such as shop.example.com or example.com/store)"
-            )
-        return shop
-    if _scope(platform) == "app":
-        shop = text.strip()
-        if not _APP_SHOP_RE.match(shop):
-            raise CliError(
-                f"--shop {text!r} is not a {platform} shop id "
-                "(1-64 letters, digits, '-', '_', as the platform numbers it)"
-            )
-        return shop
-    shop = text.strip().lower()
-    if not _SHOPIFY_SHOP_RE.match(shop):
-        raise CliError(f"--shop {text!r} is not a shop id (letters, digits, '.', '-', '_')")
+    """The shop id as the ingress will see it (the adapter's own rule), or a CliError saying
+    what the platform expects."""
+    adapter = registry.ADAPTERS[platform]
+    shop = adapter.canonical_shop(text)
+    if shop is None:
+        raise CliError(f"--shop {text!r} is not a {platform} shop id ({adapter.shop_hint})")
     return shop
 
 

@@ -71,6 +71,14 @@ class PlatformAdapter(Protocol):
         and produce nothing."""
         ...
 
+    # What a shop id looks like on this platform, for operators' error messages.
+    shop_hint: str
+
+    def canonical_shop(self, text: str) -> str | None:
+        """A shop id as an operator typed it, in the form `shop_of` yields; None if it cannot
+        be one. The CLI registers channels with it, so they match what deliveries name."""
+        ...
+
     def shop_of(self, headers: Mapping[str, str], body: bytes) -> str:
         """The shop the delivery claims to be for; Rejection when it names none."""
         ...

@@ -25,6 +25,7 @@ from pipeline.platforms.fields import (
     signed_by_any,
     source_of,
     text,
+    token,
     version_of,
 )
 from schemas.events import Source
@@ -92,6 +93,10 @@ class LazadaAdapter:
     name: str = NAME
     credential_scope: Literal["shop", "app"] = "app"
     empty_ack: bool = False
+    shop_hint: str = "the Lazada seller id"
+
+    def canonical_shop(self, text: str) -> str | None:
+        return token(text)
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

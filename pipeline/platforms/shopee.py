@@ -100,6 +100,11 @@ class ShopeeAdapter:
     credential_scope: Literal["shop", "app"] = "app"
     # Shopee counts anything but a 2xx with an empty body as a failed push.
     empty_ack: bool = True
+    shop_hint: str = "the numeric Shopee shop id"
+
+    def canonical_shop(self, text: str) -> str | None:
+        shop = text.strip()
+        return shop if _SHOP_RE.fullmatch(shop) else None
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

@@ -114,6 +114,11 @@ class ShopifyAdapter:
     name: str = NAME
     credential_scope: Literal["shop", "app"] = "shop"
     empty_ack: bool = False
+    shop_hint: str = "the shop's myshopify.com domain, such as demo.myshopify.com"
+
+    def canonical_shop(self, text: str) -> str | None:
+        shop = text.strip().lower()
+        return shop if _SHOP_RE.match(shop) else None
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

@@ -121,6 +121,11 @@ class TikTokAdapter:
     credential_scope: Literal["shop", "app"] = "app"
     # Third-party reports: TikTok wants a quick, empty 200.
     empty_ack: bool = True
+    shop_hint: str = "the TikTok Shop shop id (letters, digits, - and _)"
+
+    def canonical_shop(self, text: str) -> str | None:
+        shop = text.strip()
+        return shop if _SHOP_RE.fullmatch(shop) else None
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

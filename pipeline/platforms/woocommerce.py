@@ -178,6 +178,11 @@ class WooCommerceAdapter:
     name: str = NAME
     credential_scope: Literal["shop", "app"] = "shop"
     empty_ack: bool = False
+    shop_hint: str = "the store address, a host with optional path such as shop.example.com"
+
+    def canonical_shop(self, text: str) -> str | None:
+        address = text.strip()
+        return shop_id_of(address if "://" in address else f"https://{address}")
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
         if SIGNATURE_HEADER in headers or TOPIC_HEADER in headers:
