@@ -240,7 +240,8 @@ async def test_paid_then_cancelled_reserves_then_releases(pool: asyncpg.Pool, sh
 
     await write(pool, order_event(shop, "1", "cancelled", minutes=2))
     (res,) = await reservations(pool, shop, "1")
-    assert res["released_at"] is not None and res["consumed_at"] is None
+    assert res["released_at"] is not None
+    assert res["consumed_at"] is None
     assert await _reserved(pool, shop) == {"A": 0, "B": 0}
 
     await write(pool, paid)  # the stale paid event cannot reserve again
@@ -253,7 +254,8 @@ async def test_paid_then_fulfilled_consumes(pool: asyncpg.Pool, shop: str) -> No
     assert await _reserved(pool, shop) == {"A": 0, "B": 4}
     await write(pool, order_event(shop, "2", "fulfilled", minutes=2, quantity=4))
     (res,) = await reservations(pool, shop, "2")
-    assert res["consumed_at"] is not None and res["released_at"] is None
+    assert res["consumed_at"] is not None
+    assert res["released_at"] is None
     assert await _reserved(pool, shop) == {"A": 0, "B": 0}
 
 

@@ -263,7 +263,7 @@ APP_ADD = ("apps", "add", "--app-key", "123456", "--secret", "app-secret-1234")
                 *("channels", "add", "--platform", "woocommerce"),
                 *("--shop", "https://user:pw@shop.example.com", "--secret", "s" * 12),
             ),
-            "--shop 'https://user:pw@shop.example.com' is not a woocommerce shop id (the store address",
+            "--shop 'https://user:pw@shop.example.com' is not a woocommerce shop id",
         ),
         (
             (
