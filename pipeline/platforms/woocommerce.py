@@ -218,7 +218,11 @@ class WooCommerceAdapter:
             malformed = True
         resource_id, modified = _identity(payload)
         if resource_id is not None and modified is not None:
-            delivery_id = content_id(shop_id, topic, resource_id, modified)
+            # The body's digest joins the modification time: WooCommerce changes stock without
+            # touching date_modified (woocommerce#40060), and such a change is no re-send.
+            delivery_id = content_id(
+                shop_id, topic, resource_id, modified, hashlib.sha256(body).hexdigest()
+            )
         else:
             # Without a modification time (a `{"id": n}` delete, action.*) content cannot tell a
             # re-send from the same change made again (trash, restore, trash within the dedupe
@@ -440,8 +444,10 @@ def _product_events(envelope: Envelope, event_type: ProductEventType) -> tuple[A
         subject = f"{level.inventory_item_id}@{level.location_id}"
         events.append(
             InventoryLevelEvent(
+                # The count joins the version: a stock change can keep date_modified
+                # (woocommerce#40060); then the newest delivery wins at the same time.
                 event_id=inventory_event_id(
-                    NAME, envelope.shop_id, subject, LEVEL_UPDATED, version
+                    NAME, envelope.shop_id, subject, LEVEL_UPDATED, f"{version}|{available}"
                 ),
                 type=LEVEL_UPDATED,
                 occurred_at=occurred_at,

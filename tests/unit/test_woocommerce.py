@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -239,7 +240,9 @@ def test_describe_an_order_delivery() -> None:
     info = adapter.describe(SHOP, headers_for(body, "order.created", delivery_id="abc123"), body)
     assert info.topic == "order.created"
     assert info.entity_key == f"woocommerce:{SHOP}:order:727"
-    assert info.delivery_id == content_id(SHOP, "order.created", "727", "2026-11-20T10:00:04")
+    digest = hashlib.sha256(body).hexdigest()
+    expected = content_id(SHOP, "order.created", "727", "2026-11-20T10:00:04", digest)
+    assert info.delivery_id == expected
     assert info.event_id == "abc123"
     assert info.malformed is False
 
@@ -271,7 +274,9 @@ def test_describe_keys_products_by_product_id() -> None:
     body = body_of("product_updated")
     info = adapter.describe(SHOP, headers_for(body, "product.updated"), body)
     assert info.entity_key == f"woocommerce:{SHOP}:product:93"
-    assert info.delivery_id == content_id(SHOP, "product.updated", "93", "2026-11-20T10:00:04")
+    digest = hashlib.sha256(body).hexdigest()
+    expected = content_id(SHOP, "product.updated", "93", "2026-11-20T10:00:04", digest)
+    assert info.delivery_id == expected
 
 
 def test_describe_a_delete_without_a_time_hashes_the_body_and_the_send() -> None:
@@ -705,3 +710,23 @@ def test_unhandled_topic_is_ignored(topic: str) -> None:
 def test_unusable_payload_raises_invalid_payload(body: bytes, topic: str, message: str) -> None:
     with pytest.raises(InvalidPayload, match=message):
         adapter.normalize(wc_envelope(body, topic))
+
+
+def test_a_stock_change_that_keeps_date_modified_is_a_new_delivery_and_a_new_level() -> None:
+    # WooCommerce changes stock_quantity without touching date_modified (woocommerce#40060).
+    first = body_of("product_updated")
+    payload = orjson.loads(first)
+    payload["stock_quantity"] = payload["stock_quantity"] - 1
+    second = orjson.dumps(payload)
+    ids = [adapter.describe(SHOP, headers_for(b, "product.updated"), b) for b in (first, second)]
+    assert ids[0].delivery_id != ids[1].delivery_id
+    levels = [
+        next(
+            e
+            for e in adapter.normalize(wc_envelope(b, "product.updated")).events
+            if isinstance(e, InventoryLevelEvent)
+        )
+        for b in (first, second)
+    ]
+    assert levels[0].event_id != levels[1].event_id
+    assert levels[0].level.source_updated_at == levels[1].level.source_updated_at
