@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from functools import partial
 from typing import NoReturn
 
@@ -49,7 +50,29 @@ def run_worker(settings: Settings) -> None:
         quiet=True,  # no banner or spinner: stdout stays one JSON log line per event
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        reason = outage_exit(done)
+        if reason is not None:
+            time.sleep(1.0)  # the new worker waits for Kafka itself; this only paces restarts
+            restart_worker(reason)
+        raise
+
+
+def outage_exit(done: SystemExit) -> str | None:
+    """Why a failed worker exit was only Kafka or Postgres going away (then a restart waits for
+    them instead of exiting); None for a clean exit or any other failure.
+
+    Faust's startup makes Kafka requests of its own (declaring its changelog topic), so Kafka
+    stopping in that window made the worker exit 1 although it would have waited anywhere else.
+    """
+    cause = done.__context__
+    if done.code in (0, None) or cause is None:
+        return None
+    if dependency_down(cause) or (isinstance(cause, KafkaError) and cause.retriable):
+        return f"a dependency went away while the worker ran ({cause!r})"
+    return None
 
 
 RESTARTS_ENV = "PIPELINE_WORKER_RESTARTS"
