@@ -59,20 +59,18 @@ async def _apply(conn: Connection, events: list[AnyEvent]) -> set[uuid.UUID]:
     """Bring entity tables up to date; returns the ids of events newer state superseded.
 
     Products come first so stock levels and reservations can resolve their variants; orders
-    before fulfilments and reservations, which read the order's stored state.
+    before fulfilments and reservations, which follow the order's stored state.
     """
     stale: set[uuid.UUID] = set()
     stale |= await products.apply_products(conn, _of(events, ProductEvent))
     stale |= await products.apply_prices(conn, _of(events, PriceEvent))
     stale |= await inventory.apply_levels(conn, _of(events, InventoryLevelEvent))
-    snapshots = _of(events, OrderEvent)
-    changes = _of(events, OrderStatusEvent)
-    stale |= await orders.apply_snapshots(conn, snapshots)
-    stale |= await orders.apply_status_changes(conn, changes)
-    shipped = _of(events, FulfillmentEvent)
-    stale |= await fulfillments.apply_fulfillments(conn, shipped)
-    touched = {e.order.row_id for e in snapshots} | {e.order.row_id for e in changes}
-    await reservations.reconcile(conn, touched)
+    written = orders.OrderWrites()
+    await orders.apply_snapshots(conn, _of(events, OrderEvent), written)
+    await orders.apply_status_changes(conn, _of(events, OrderStatusEvent), written)
+    stale |= written.stale
+    stale |= await fulfillments.apply_fulfillments(conn, _of(events, FulfillmentEvent))
+    await reservations.reconcile(conn, written.statuses)
     return stale
 
 

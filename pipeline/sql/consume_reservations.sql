@@ -1,13 +1,9 @@
--- Orders that shipped (fulfilled, completed) consume their active reservations: the stock left,
--- so it is no longer reserved.
+-- The orders given shipped (fulfilled, completed): their active reservations are consumed (the
+-- stock left, so it is no longer reserved), and each level's reserved drops by as much.
 WITH consumed AS (
-    UPDATE reservations r SET consumed_at = now()
-    FROM orders o
-    WHERE r.order_id = o.id
-      AND o.id = ANY($1::uuid[])
-      AND o.status IN ('fulfilled', 'completed')
-      AND r.released_at IS NULL AND r.consumed_at IS NULL
-    RETURNING r.inventory_level_id, r.quantity
+    UPDATE reservations SET consumed_at = now()
+    WHERE order_id = ANY($1::uuid[]) AND released_at IS NULL AND consumed_at IS NULL
+    RETURNING inventory_level_id, quantity
 )
 UPDATE inventory_levels l SET reserved = l.reserved - d.quantity, updated_at = now()
 FROM (SELECT inventory_level_id, sum(quantity)::integer AS quantity FROM consumed

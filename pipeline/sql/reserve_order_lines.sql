@@ -1,5 +1,5 @@
--- Paid orders reserve each line's quantity once, against the connected level of the line's
--- variant with the most free stock. What free stock does not cover is recorded as backordered;
+-- The orders given are paid: each line's quantity is reserved once, against the connected level
+-- of the line's variant with the most free stock. What free stock does not cover is recorded as backordered;
 -- a line whose variant or stock is unknown is reserved against nothing, wholly backordered.
 WITH wanted AS (
     SELECT ol.order_id, ol.external_line_id, ol.quantity, ol.sku, ol.variant_id AS variant_ext,
@@ -7,10 +7,11 @@ WITH wanted AS (
     FROM orders o
     JOIN order_lines ol ON ol.order_id = o.id
     WHERE o.id = ANY($1::uuid[])
-      AND o.status IN ('paid', 'partially_fulfilled')
+      AND ol.order_id = ANY($1::uuid[])
       AND ol.quantity > 0
       AND NOT EXISTS (SELECT 1 FROM reservations r
-                      WHERE r.order_id = ol.order_id AND r.external_line_id = ol.external_line_id)
+                      WHERE r.order_id = ANY($1::uuid[])
+                        AND r.order_id = ol.order_id AND r.external_line_id = ol.external_line_id)
 ), resolved AS (
     SELECT w.*, v.id AS variant_id, v.inventory_item_id, COALESCE(w.sku, v.sku) AS line_sku
     FROM wanted w

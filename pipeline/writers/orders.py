@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from pipeline import sql
 from pipeline.postgres import Connection
 from pipeline.writers import Newest
-from schemas.orders import Order, OrderEvent, OrderStatusEvent
+from schemas.orders import Order, OrderEvent, OrderStatus, OrderStatusEvent
+
+
+@dataclass(slots=True)
+class OrderWrites:
+    """What the order writers did: superseded events, and each changed order's status now."""
+
+    stale: set[uuid.UUID] = field(default_factory=set)
+    statuses: dict[uuid.UUID, OrderStatus] = field(default_factory=dict)
 
 
 def _snapshots(events: Sequence[OrderEvent]) -> Newest[OrderEvent, uuid.UUID]:
@@ -20,10 +29,12 @@ def newest_per_order(events: Sequence[OrderEvent]) -> list[OrderEvent]:
     return list(_snapshots(events).chosen.values())
 
 
-async def apply_snapshots(conn: Connection, events: Sequence[OrderEvent]) -> set[uuid.UUID]:
-    """Upsert each order's newest snapshot and replace its lines; returns the stale event ids."""
+async def apply_snapshots(
+    conn: Connection, events: Sequence[OrderEvent], writes: OrderWrites
+) -> None:
+    """Upsert each order's newest snapshot and replace its lines."""
     if not events:
-        return set()
+        return
     newest = _snapshots(events)
     chosen = newest.sorted()
     orders = [e.order for e in chosen]
@@ -50,7 +61,8 @@ async def apply_snapshots(conn: Connection, events: Sequence[OrderEvent]) -> set
     )
     applied = {r["id"] for r in rows}
     await _replace_lines(conn, [o for o in orders if o.row_id in applied])
-    return newest.stale(applied)
+    writes.stale |= newest.stale(applied)
+    writes.statuses.update({o.row_id: o.status for o in orders if o.row_id in applied})
 
 
 async def _replace_lines(conn: Connection, orders: list[Order]) -> None:
@@ -74,12 +86,12 @@ async def _replace_lines(conn: Connection, orders: list[Order]) -> None:
 
 
 async def apply_status_changes(
-    conn: Connection, events: Sequence[OrderStatusEvent]
-) -> set[uuid.UUID]:
+    conn: Connection, events: Sequence[OrderStatusEvent], writes: OrderWrites
+) -> None:
     """Set each order's status from its newest push, creating a minimal row (no amounts, no
-    lines) for an order not seen yet; returns the stale event ids."""
+    lines) for an order not seen yet. Runs after the snapshots: its status is the final one."""
     if not events:
-        return set()
+        return
     newest = Newest(events, lambda e: e.order.row_id, lambda e: e.order.source_updated_at)
     chosen = newest.sorted()
     rows = await conn.fetch(
@@ -93,4 +105,8 @@ async def apply_status_changes(
         [e.order.source_updated_at for e in chosen],
         [e.event_id for e in chosen],
     )
-    return newest.stale(r["id"] for r in rows)
+    applied = {r["id"] for r in rows}
+    writes.stale |= newest.stale(applied)
+    writes.statuses.update(
+        {e.order.row_id: e.order.status for e in chosen if e.order.row_id in applied}
+    )
