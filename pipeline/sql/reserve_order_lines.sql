@@ -1,5 +1,5 @@
--- The orders given are paid: each line's quantity is reserved once, against the connected level
--- of the line's variant with the most free stock. What free stock does not cover is recorded as backordered;
+-- The orders given are paid: each line without an active reservation gets one for its
+-- quantity, against the connected level of the line's variant with the most free stock. What free stock does not cover is recorded as backordered;
 -- a line whose variant or stock is unknown is reserved against nothing, wholly backordered.
 WITH wanted AS (
     SELECT ol.order_id, ol.external_line_id, ol.quantity, ol.sku, ol.variant_id AS variant_ext,
@@ -11,7 +11,8 @@ WITH wanted AS (
       AND ol.quantity > 0
       AND NOT EXISTS (SELECT 1 FROM reservations r
                       WHERE r.order_id = ANY($1::uuid[])
-                        AND r.order_id = ol.order_id AND r.external_line_id = ol.external_line_id)
+                        AND r.order_id = ol.order_id AND r.external_line_id = ol.external_line_id
+                        AND r.released_at IS NULL AND r.consumed_at IS NULL)
 ), resolved AS (
     SELECT w.*, v.id AS variant_id, v.inventory_item_id, COALESCE(w.sku, v.sku) AS line_sku
     FROM wanted w
@@ -48,7 +49,8 @@ WITH wanted AS (
            CASE WHEN level_id IS NULL THEN quantity
                 ELSE GREATEST(quantity - GREATEST(free - taken_before, 0), 0) END
     FROM placed
-    ON CONFLICT (order_id, external_line_id) DO NOTHING
+    ON CONFLICT (order_id, external_line_id) WHERE released_at IS NULL AND consumed_at IS NULL
+    DO NOTHING
     RETURNING inventory_level_id, quantity
 )
 UPDATE inventory_levels l SET reserved = l.reserved + d.quantity, updated_at = now()

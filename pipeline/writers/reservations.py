@@ -1,8 +1,9 @@
 """Reservations follow each order's stored state, not the events that changed it: paid orders
-reserve their lines, cancelled / refunded / returned ones release, fulfilled / completed ones
-consume. They are reconciled for exactly the orders whose row changed in the same transaction,
-so replaying events changes nothing, and `inventory_levels.reserved` moves only by the
-quantities of reservations that changed state in the very statement that changed them."""
+reserve their lines (a line that changed gets a new reservation for its new quantity),
+cancelled / refunded / returned ones release, fulfilled / completed ones consume. They are
+reconciled for exactly the orders whose row changed in the same transaction, so replaying
+events changes nothing, and `inventory_levels.reserved` moves only by the quantities of
+reservations that changed state in the very statement that changed them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ async def reconcile(conn: Connection, statuses: Mapping[uuid.UUID, OrderStatus])
     for statement, wanted in (
         (sql.RELEASE_RESERVATIONS, RELEASING),
         (sql.CONSUME_RESERVATIONS, CONSUMING),
+        (sql.RELEASE_CHANGED_LINES, RESERVING),
         (sql.RESERVE_ORDER_LINES, RESERVING),
     ):
         ids = sorted(oid for oid, status in statuses.items() if status in wanted)

@@ -132,10 +132,11 @@ CREATE TABLE fulfillment_lines (
     PRIMARY KEY (fulfillment_id, external_line_id)
 );
 
--- One reservation per order line: the line's quantity held against one stock level from the
--- moment the order is paid until it is released (cancelled, refunded) or consumed (fulfilled).
--- backordered is the part the level's free stock did not cover then; a line whose variant or
--- stock is unknown has no level and is wholly backordered.
+-- A paid order line's quantity held against one stock level until it is released (the order
+-- was cancelled, refunded or returned, or the line changed) or consumed (the order shipped).
+-- At most one is active per line; released and consumed ones stay as history. backordered is
+-- the part the level's free stock did not cover then; a line whose variant or stock is unknown
+-- has no level and is wholly backordered.
 CREATE TABLE reservations (
     id                  bigserial   PRIMARY KEY,
     order_id            uuid        NOT NULL,
@@ -149,8 +150,10 @@ CREATE TABLE reservations (
     created_at          timestamptz NOT NULL DEFAULT now(),
     released_at         timestamptz,
     consumed_at         timestamptz,
-    UNIQUE (order_id, external_line_id),
     CHECK (released_at IS NULL OR consumed_at IS NULL)
 );
+CREATE UNIQUE INDEX reservations_active_line ON reservations (order_id, external_line_id)
+    WHERE released_at IS NULL AND consumed_at IS NULL;
+CREATE INDEX reservations_order ON reservations (order_id);
 CREATE INDEX reservations_active ON reservations (inventory_level_id)
     WHERE released_at IS NULL AND consumed_at IS NULL;

@@ -342,3 +342,34 @@ async def test_fulfilments_drive_the_order_fulfillment_status(
         "SELECT * FROM fulfillments WHERE external_id = 'f2' AND shop_id = $1", shop
     )
     assert (row["carrier"], row["tracking_number"]) == ("UPS", "1Zf2")
+
+
+async def _active(pool: asyncpg.Pool, shop: str, order_id: str) -> list[tuple[str, int]]:
+    return [
+        (r["external_line_id"], r["quantity"])
+        for r in await reservations(pool, shop, order_id)
+        if r["released_at"] is None and r["consumed_at"] is None
+    ]
+
+
+async def test_a_paid_order_whose_line_changes_is_reserved_anew(
+    pool: asyncpg.Pool, shop: str
+) -> None:
+    await _stock(pool, shop)
+    await write(pool, order_event(shop, "6", "paid", minutes=1, quantity=3))
+    await write(pool, order_event(shop, "6", "paid", minutes=2, quantity=5))
+    assert await _active(pool, shop, "6") == [("L1", 5)]
+    assert len(await reservations(pool, shop, "6")) == 2  # the first one, released, is kept
+    assert await _reserved(pool, shop) == {"A": 0, "B": 5}
+
+
+async def test_an_order_paid_again_after_a_cancellation_reserves_again(
+    pool: asyncpg.Pool, shop: str
+) -> None:
+    await _stock(pool, shop)
+    await write(pool, order_event(shop, "7", "paid", minutes=1, quantity=2))
+    await write(pool, order_event(shop, "7", "cancelled", minutes=2, quantity=2))
+    assert await _active(pool, shop, "7") == []
+    await write(pool, order_event(shop, "7", "paid", minutes=3, quantity=2))
+    assert await _active(pool, shop, "7") == [("L1", 2)]
+    assert await _reserved(pool, shop) == {"A": 0, "B": 2}

@@ -126,6 +126,7 @@ class FakeConn:
             sql.INSERT_ORDER_LINES,
             sql.RELEASE_RESERVATIONS,
             sql.CONSUME_RESERVATIONS,
+            sql.RELEASE_CHANGED_LINES,
             sql.RESERVE_ORDER_LINES,
         )
 
