@@ -106,6 +106,7 @@ class LedgerResult:
     missing: int = 0
     duplicated: int = 0
     wrong_state: int = 0
+    wrong_reservations: int = 0
     posts: int = 0  # planned POST series (deliveries plus exact re-sends)
     attempts: int = 0  # HTTP attempts, retries included
     attempt_outcomes: dict[str, int] = field(default_factory=dict)
@@ -131,7 +132,7 @@ class LedgerResult:
 
     @property
     def ok(self) -> bool:
-        bad = self.missing or self.duplicated or self.wrong_state
+        bad = self.missing or self.duplicated or self.wrong_state or self.wrong_reservations
         return not bad and not self.problems
 
     def line(self) -> str:
@@ -139,7 +140,8 @@ class LedgerResult:
         return (
             f"sent {self.sent} / acknowledged {self.acknowledged} / stored {self.stored} / "
             f"missing {self.missing} / duplicated {self.duplicated} / "
-            f"wrong_state {self.wrong_state} | send {self.send_s:.1f} s, "
+            f"wrong_state {self.wrong_state} / wrong_reservations {self.wrong_reservations} | "
+            f"send {self.send_s:.1f} s, "
             f"drain {self.drain_s:.1f} s, kills {self.kills_done}, restarts {restarts}"
         )
 
@@ -167,6 +169,40 @@ class LedgerResult:
 
 
 # --------------------------------------------------------------------------- traffic
+
+
+STOCKED = range(1, 5)  # the variants (500 + k) every order's lines come from
+LOCATIONS = (7001, 7002)
+
+
+def stock_webhooks(rng: random.Random) -> list[tuple[str, bytes]]:
+    """Products for the variants the orders buy, and their stock at two locations."""
+    posts = []
+    for k in STOCKED:
+        product = {
+            "id": 50 + k,
+            "title": f"Item {k}",
+            "updated_at": EPOCH.isoformat(),
+            "variants": [
+                {
+                    "id": 500 + k,
+                    "sku": f"LEDGER-{k}",
+                    "price": "10.00",
+                    "inventory_item_id": 900 + k,
+                    "updated_at": EPOCH.isoformat(),
+                }
+            ],
+        }
+        posts.append(("products/create", orjson.dumps(product)))
+        for location in LOCATIONS:
+            level = {
+                "inventory_item_id": 900 + k,
+                "location_id": location,
+                "available": rng.randint(20, 400),
+                "updated_at": EPOCH.isoformat(),
+            }
+            posts.append(("inventory_levels/update", orjson.dumps(level)))
+    return posts
 
 
 def _line_items(order_id: int, rng: random.Random, count: int) -> list[dict[str, Any]]:
@@ -477,6 +513,28 @@ class Run:
 
     # ---- sending
 
+    async def stock(self) -> None:
+        """Products and stock first, so paid orders reserve against real levels."""
+        url = f"http://127.0.0.1:{self.ingress_port}/webhooks/shopify"
+        async with ClientSession() as http:
+            for topic, body in stock_webhooks(random.Random(self.cfg.seed + 2)):
+                d = Delivery(str(uuid.uuid4()), 0, topic, EPOCH, "", frozenset(), body)
+                if await _post(http, url, d) != "200":
+                    raise RuntimeError(f"stock webhook {topic} was refused")
+        conn = await asyncpg.connect(self.settings.database_dsn)
+        try:
+            want = len(STOCKED) * len(LOCATIONS)
+            for _ in range(300):
+                found = await conn.fetchval(
+                    "SELECT count(*) FROM inventory_levels WHERE variant_id IS NOT NULL"
+                )
+                if found == want:
+                    return
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+        raise RuntimeError("stock webhooks were not stored within 30 s")
+
     async def send_all(self) -> None:
         cfg = self.cfg
         total = len(self.schedule)
@@ -659,7 +717,8 @@ class Run:
 
     async def stored_ids(self, conn: asyncpg.Connection) -> set[str]:
         rows = await conn.fetch(
-            "SELECT external_event_id FROM webhook_events WHERE kafka_topic = $1",
+            "SELECT external_event_id FROM webhook_events WHERE kafka_topic = $1"
+            " AND topic LIKE 'orders/%'",  # not the stock set up before the traffic
             topic_names(self.settings).raw,
         )
         return {r["external_event_id"] for r in rows}
@@ -717,7 +776,8 @@ class Run:
             "commerce_events": "SELECT count(*) - count(DISTINCT event_id) FROM commerce_events",
             # Same change twice under different event ids would mean the ids are not stable.
             "commerce_events_content": "SELECT count(*) - count(DISTINCT"
-            " (platform, shop_id, entity_id, type, occurred_at)) FROM commerce_events",
+            " (platform, shop_id, entity_id, type, occurred_at)) FROM commerce_events"
+            " WHERE entity_type = 'order'",  # a stock event's entity is item and location
         }
         for name, query in checks.items():
             r.duplicated_by[name] = int(await conn.fetchval(query))
@@ -733,6 +793,44 @@ class Run:
         if bad:
             r.problems.append(f"valid deliveries recorded as {bad}")
         await self.check_state(conn, stored)
+        await self.check_reservations(conn)
+
+    async def check_reservations(self, conn: asyncpg.Connection) -> None:
+        """Every stock level's reserved is the sum of its active reservations, and each order's
+        active reservations are exactly its stored lines when it is paid, and none otherwise."""
+        r = self.result
+        levels = await conn.fetch(
+            "SELECT l.id, l.reserved, COALESCE(sum(v.quantity), 0) AS active"
+            " FROM inventory_levels l LEFT JOIN reservations v ON v.inventory_level_id = l.id"
+            " AND v.released_at IS NULL AND v.consumed_at IS NULL GROUP BY l.id"
+        )
+        wrong = [
+            f"level {row['id']}: reserved {row['reserved']}, active reservations {row['active']}"
+            for row in levels
+            if row["reserved"] != row["active"]
+        ]
+        rows = await conn.fetch(
+            "SELECT o.external_id, o.status,"
+            " (SELECT array_agg(l.external_line_id || ':' || l.quantity ORDER BY 1)"
+            "  FROM order_lines l WHERE l.order_id = o.id AND l.quantity > 0) AS lines,"
+            " (SELECT array_agg(v.external_line_id || ':' || v.quantity ORDER BY 1)"
+            "  FROM reservations v WHERE v.order_id = o.id"
+            "  AND v.released_at IS NULL AND v.consumed_at IS NULL) AS active"
+            " FROM orders o WHERE o.platform = 'shopify' AND o.shop_id = $1",
+            SHOP,
+        )
+        for row in rows:
+            want = row["lines"] if row["status"] in ("paid", "partially_fulfilled") else None
+            if sorted(want or []) != sorted(row["active"] or []):
+                wrong.append(
+                    f"order {row['external_id']} ({row['status']}): active reservations "
+                    f"{row['active']}, lines {row['lines']}"
+                )
+        reserved = await conn.fetchval("SELECT COALESCE(sum(reserved), 0) FROM inventory_levels")
+        if not levels or not reserved:
+            wrong.append("no stock was ever reserved: the check would prove nothing")
+        r.wrong_reservations = len(wrong)
+        r.wrong_examples += wrong[:10]
 
     async def check_state(self, conn: asyncpg.Connection, stored: set[str]) -> None:
         """Each order holds its newest acknowledged version: time, status and lines."""
@@ -1006,6 +1104,7 @@ async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
             raise RuntimeError(f"ingress did not start; log {run.ingress.logs[-1]}")
         if not await run.worker.wait_http(run.worker_ready_url, 90):
             raise RuntimeError(f"worker did not become ready; log {run.worker.logs[-1]}")
+        await run.stock()
         plan = run.chaos_plan(await asyncio.to_thread(_services_ours))
         run.say("chaos plan: " + ", ".join(f"{s} at {a:.0%}" for a, s in plan))
         for skipped in result.skipped:
