@@ -20,6 +20,7 @@ async def test_ledger_survives_kills_and_restarts() -> None:
     assert result.sent == config.deliveries, report
     assert result.acknowledged == result.sent, report
     assert (result.missing, result.duplicated, result.wrong_state) == (0, 0, 0), report
+    assert result.wrong_reservations == 0, report
     assert result.kills_done == config.kills, report
     assert not result.problems, report
     assert elapsed < 170, f"took {elapsed:.0f} s\n{report}"
