@@ -1,7 +1,11 @@
 -- The orders given are paid: each line without an active reservation gets one for its
--- quantity, against the connected level of the line's variant with the most free stock. What free stock does not cover is recorded as backordered;
--- a line whose variant or stock is unknown is reserved against nothing, wholly backordered.
-WITH wanted AS (
+-- quantity, against the connected level of the line's variant with the most free stock. What
+-- free stock does not cover is recorded as backordered; a line whose variant or stock is
+-- unknown is reserved against nothing, wholly backordered.
+WITH held AS MATERIALIZED (
+    SELECT order_id, external_line_id FROM reservations
+    WHERE order_id = ANY($1::uuid[]) AND released_at IS NULL AND consumed_at IS NULL
+), wanted AS (
     SELECT ol.order_id, ol.external_line_id, ol.quantity, ol.sku, ol.variant_id AS variant_ext,
            o.platform, o.shop_id
     FROM orders o
@@ -9,10 +13,8 @@ WITH wanted AS (
     WHERE o.id = ANY($1::uuid[])
       AND ol.order_id = ANY($1::uuid[])
       AND ol.quantity > 0
-      AND NOT EXISTS (SELECT 1 FROM reservations r
-                      WHERE r.order_id = ANY($1::uuid[])
-                        AND r.order_id = ol.order_id AND r.external_line_id = ol.external_line_id
-                        AND r.released_at IS NULL AND r.consumed_at IS NULL)
+      AND NOT EXISTS (SELECT 1 FROM held h
+                      WHERE h.order_id = ol.order_id AND h.external_line_id = ol.external_line_id)
 ), resolved AS (
     SELECT w.*, v.id AS variant_id, v.inventory_item_id, COALESCE(w.sku, v.sku) AS line_sku
     FROM wanted w
