@@ -7,7 +7,7 @@ from dataclasses import dataclass
 RAW_WEBHOOKS = "webhooks.raw"
 ORDER_EVENTS = "commerce.orders"
 CANONICAL_PREFIX = "commerce."
-# One canonical topic per stream (schemas/catalogue.py STREAMS): commerce.orders, ...
+# One canonical topic per stream an event names (its `stream`): commerce.orders, ...
 CANONICAL_STREAMS = ("orders", "products", "inventory", "fulfillments")
 DEAD_LETTERS = "webhooks.dlq"
 RETRY_PREFIX = "webhooks.retry."

@@ -31,5 +31,3 @@ EVENT_RECORDS: Final[tuple[type[AnyEvent], ...]] = (
     StockStatusEvent,
     FulfillmentEvent,
 )
-
-STREAMS: Final = ("orders", "products", "inventory", "fulfillments")

@@ -20,13 +20,9 @@ class OrderWrites:
     statuses: dict[uuid.UUID, OrderStatus] = field(default_factory=dict)
 
 
-def _snapshots(events: Sequence[OrderEvent]) -> Newest[OrderEvent, uuid.UUID]:
-    return Newest(events, lambda e: e.order.row_id, lambda e: e.order.source_updated_at)
-
-
-def newest_per_order(events: Sequence[OrderEvent]) -> list[OrderEvent]:
+def snapshots(events: Sequence[OrderEvent]) -> Newest[OrderEvent, uuid.UUID]:
     """One snapshot per order (an upsert may touch a row once): the newest, later one on ties."""
-    return list(_snapshots(events).chosen.values())
+    return Newest(events, lambda e: e.order.row_id, lambda e: e.order.source_updated_at)
 
 
 async def apply_snapshots(
@@ -35,7 +31,7 @@ async def apply_snapshots(
     """Upsert each order's newest snapshot and replace its lines."""
     if not events:
         return
-    newest = _snapshots(events)
+    newest = snapshots(events)
     chosen = newest.sorted()
     orders = [e.order for e in chosen]
     rows = await conn.fetch(

@@ -9,7 +9,8 @@ import orjson
 from pipeline.outcomes import DeadLetter
 from pipeline.processing import process_message
 from pipeline.publish import Publisher, dead_letter_headers
-from pipeline.topics import TopicNames
+from pipeline.topics import CANONICAL_STREAMS, TopicNames
+from schemas.catalogue import EVENT_RECORDS
 from tests.unit.factories import envelope, raw
 
 AT = datetime(2024, 3, 11, 17, 0, tzinfo=UTC)
@@ -53,3 +54,11 @@ async def test_publish_sends_events_and_dead_letters() -> None:
     assert orjson.loads(value)["event_id"] == str(good.events[0].event_id)
     assert (dl_topic, dl_value, dl_key) == ("p.webhooks.dlq", b"garbage", b"key")
     assert dict(dl_headers)["x-error-class"] == b"EnvelopeError"
+
+
+def test_every_event_record_has_a_canonical_topic() -> None:
+    names = TopicNames(prefix="p.")
+    topics = {record.__name__: names.canonical(record.stream) for record in EVENT_RECORDS}
+    assert topics["OrderEvent"] == topics["OrderStatusEvent"] == "p.commerce.orders"
+    assert topics["FulfillmentEvent"] == "p.commerce.fulfillments"
+    assert {t.removeprefix("p.commerce.") for t in topics.values()} == set(CANONICAL_STREAMS)

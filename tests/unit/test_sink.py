@@ -9,7 +9,8 @@ from pipeline import sql
 from pipeline.outcomes import Outcome
 from pipeline.processing import process_message
 from pipeline.sink import PostgresSink, _final_audits, _first_claims
-from pipeline.writers.orders import newest_per_order as _newest_per_order
+from pipeline.writers.orders import snapshots
+from schemas.orders import OrderEvent
 from tests.unit.factories import envelope, order_body, raw
 
 
@@ -37,6 +38,10 @@ def test_first_claims_skips_outcomes_without_events() -> None:
     ignored = outcome("x", topic="orders/edited")
     assert _first_claims([ignored, outcome("a")])[0].source.delivery_id == "a"
     assert len(_first_claims([ignored])) == 0
+
+
+def _newest_per_order(events: list[OrderEvent]) -> list[OrderEvent]:
+    return list(snapshots(events).chosen.values())
 
 
 def test_newest_per_order_wins_whatever_the_order() -> None:
