@@ -263,17 +263,24 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
     platform = args.platform
     shop = _shop(platform, args.shop)
     if args.action == "remove":
-
-        async def remove(pool: asyncpg.Pool) -> int:
-            if not await ChannelStore(pool).remove(platform, shop):
-                raise CliError(f"no {platform} channel for shop {shop}")
-            print(f"removed {platform} {shop}")
-            return 0
-
-        return await with_db(settings, remove)
+        return await _remove_channel(settings, platform, shop)
     if args.action == "rotate":
         return await _rotate_channel(settings, platform, shop, args)
+    return await _add_channel(settings, _channel_from_args(platform, shop, args), args.replace)
 
+
+async def _remove_channel(settings: Settings, platform: str, shop: str) -> int:
+    async def remove(pool: asyncpg.Pool) -> int:
+        if not await ChannelStore(pool).remove(platform, shop):
+            raise CliError(f"no {platform} channel for shop {shop}")
+        print(f"removed {platform} {shop}")
+        return 0
+
+    return await with_db(settings, remove)
+
+
+def _channel_from_args(platform: str, shop: str, args: argparse.Namespace) -> Channel:
+    """The channel `channels add` describes: an app key or a secret, as the platform signs."""
     currency = args.currency.strip().upper() if args.currency else None
     if currency is not None and not _CURRENCY_RE.match(currency):
         raise CliError(f"--currency {args.currency!r} is not an ISO 4217 code such as USD")
@@ -284,17 +291,19 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
             )
         if args.app_key is None:
             raise CliError(f"{platform} channels need --app-key (the app that signs for the shop)")
-        key = _app_key(args.app_key)
-        channel = Channel(platform, shop, currency=currency, app_key=key)
-    else:
-        if args.app_key is not None:
-            raise CliError(
-                f"--app-key is only for app-signed platforms; {platform} signs each shop with its "
-                "own --secret"
-            )
-        if args.secret is None:
-            raise CliError(f"{platform} channels need --secret (the shop's signing secret)")
-        channel = Channel(platform, shop, _secret(args.secret), currency)
+        return Channel(platform, shop, currency=currency, app_key=_app_key(args.app_key))
+    if args.app_key is not None:
+        raise CliError(
+            f"--app-key is only for app-signed platforms; {platform} signs each shop with its "
+            "own --secret"
+        )
+    if args.secret is None:
+        raise CliError(f"{platform} channels need --secret (the shop's signing secret)")
+    return Channel(platform, shop, _secret(args.secret), currency)
+
+
+async def _add_channel(settings: Settings, channel: Channel, replace: bool) -> int:
+    platform, shop = channel.platform, channel.shop_id
 
     async def add(pool: asyncpg.Pool) -> int:
         store = ChannelStore(pool)
@@ -303,7 +312,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
                 f"no {platform} app {channel.app_key}; create it first with "
                 f"`pipeline apps add --platform {platform} --app-key {channel.app_key} --secret -`"
             )
-        if not await store.add(channel, replace=args.replace):
+        if not await store.add(channel, replace=replace):
             raise CliError(f"{platform} shop {shop} exists; pass --replace to change it")
         print(f"saved {platform} {shop}")
         return 0

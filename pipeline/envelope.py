@@ -61,6 +61,37 @@ _OPTIONAL = ("event_id", "api_version", "triggered_at")
 
 def decode(raw: bytes) -> Envelope:
     """Parse a raw-topic value; anything that is not a v1 envelope raises EnvelopeError."""
+    data = _envelope_object(raw)
+    received = data["received_at_ms"]
+    if not _is_ms(received):
+        raise EnvelopeError("envelope received_at_ms is not a time in milliseconds")
+    attempt = data.get("attempt", 1)
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= 1000:
+        raise EnvelopeError("envelope attempt is not a small positive number")
+    first_failed = data.get("first_failed_at_ms")
+    if first_failed is not None and not _is_ms(first_failed):
+        raise EnvelopeError("envelope first_failed_at_ms is not a time in milliseconds")
+    try:
+        return Envelope(
+            platform=str(data["platform"]),
+            shop_id=str(data["shop_id"]),
+            topic=str(data["topic"]),
+            delivery_id=str(data["delivery_id"]),
+            received_at_ms=int(received),
+            entity_key=str(data["entity_key"]),
+            body=_body(data),
+            malformed=bool(data.get("malformed", False)),
+            attempt=attempt,
+            replay=bool(data.get("replay", False)),
+            first_failed_at_ms=first_failed,
+            **{name: _opt_str(data.get(name)) for name in _OPTIONAL},
+        )
+    except (TypeError, ValueError) as exc:
+        raise EnvelopeError(f"envelope field has the wrong type: {exc}") from None
+
+
+def _envelope_object(raw: bytes) -> dict[str, Any]:
+    """The envelope's JSON object, with its version checked and every required field there."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -72,47 +103,27 @@ def decode(raw: bytes) -> Envelope:
     missing = [name for name in _REQUIRED if name not in data]
     if missing:
         raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
+    return data
+
+
+def _is_ms(value: object) -> bool:
+    """An integer time in milliseconds that datetime can hold."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_MS
+
+
+def _body(data: dict[str, Any]) -> bytes:
     body_text = data["body"]
     if not isinstance(body_text, str):
         raise EnvelopeError("envelope body is not a string")
-    received = data["received_at_ms"]
-    if not isinstance(received, int) or isinstance(received, bool) or not 0 <= received <= _MAX_MS:
-        raise EnvelopeError("envelope received_at_ms is not a time in milliseconds")
     encoding = data.get("body_encoding", "utf-8")
     if encoding == "utf-8":
-        body = body_text.encode("utf-8")
-    elif encoding == "base64":
+        return body_text.encode("utf-8")
+    if encoding == "base64":
         try:
-            body = base64.b64decode(body_text, validate=True)
+            return base64.b64decode(body_text, validate=True)
         except binascii.Error:
             raise EnvelopeError("envelope body is not valid base64") from None
-    else:
-        raise EnvelopeError(f"unknown body encoding {encoding!r}")
-    attempt = data.get("attempt", 1)
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or not 1 <= attempt <= 1000:
-        raise EnvelopeError("envelope attempt is not a small positive number")
-    first_failed = data.get("first_failed_at_ms")
-    if first_failed is not None and (
-        not isinstance(first_failed, int) or not 0 <= first_failed <= _MAX_MS
-    ):
-        raise EnvelopeError("envelope first_failed_at_ms is not a time in milliseconds")
-    try:
-        return Envelope(
-            platform=str(data["platform"]),
-            shop_id=str(data["shop_id"]),
-            topic=str(data["topic"]),
-            delivery_id=str(data["delivery_id"]),
-            received_at_ms=int(data["received_at_ms"]),
-            entity_key=str(data["entity_key"]),
-            body=body,
-            malformed=bool(data.get("malformed", False)),
-            attempt=attempt,
-            replay=bool(data.get("replay", False)),
-            first_failed_at_ms=first_failed,
-            **{name: _opt_str(data.get(name)) for name in _OPTIONAL},
-        )
-    except (TypeError, ValueError) as exc:
-        raise EnvelopeError(f"envelope field has the wrong type: {exc}") from None
+    raise EnvelopeError(f"unknown body encoding {encoding!r}")
 
 
 def _opt_str(value: object) -> str | None:
