@@ -9,7 +9,9 @@ import faust
 from aiohttp import web
 from mode import Service
 
-from pipeline.resources import Resources, dependency_down, open_resources
+from agents.supervision import Alarms
+from pipeline.errors import is_transient
+from pipeline.resources import Resources, open_resources
 from pipeline.retry import Backoff, until_done
 from pipeline.settings import Settings
 
@@ -32,7 +34,7 @@ class ResourcesService(Service):
         # A worker (re)started during an outage waits for its dependencies instead of exiting.
         self._resources = await until_done(
             partial(open_resources, self._settings),
-            retriable=dependency_down,
+            retriable=is_transient,
             backoff=Backoff(first_s=0.5, cap_s=10.0),
             what="open postgres and kafka",
         )
@@ -55,11 +57,20 @@ def readiness(app: faust.App) -> tuple[bool, str]:
 
 
 class HealthService(Service):
-    """`/healthz` and `/readyz` on their own port, up before recovery so liveness never waits."""
+    """`/healthz` and `/readyz` on their own port, up before recovery so liveness never waits.
+    `/readyz` also counts the supervision alarms raised in this process."""
 
-    def __init__(self, app: faust.App, port: int, host: str = "0.0.0.0", **kwargs: Any) -> None:  # noqa: S104
+    def __init__(
+        self,
+        app: faust.App,
+        port: int,
+        alarms: Alarms,
+        host: str = "0.0.0.0",  # noqa: S104
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._app = app
+        self._alarms = alarms
         self._port = port
         self._host = host
         self._runner: web.AppRunner | None = None
@@ -81,4 +92,5 @@ class HealthService(Service):
 
     async def _readyz(self, request: web.Request) -> web.Response:
         ready, detail = readiness(self._app)
-        return web.json_response({"status": detail}, status=200 if ready else 503)
+        body = {"status": detail, "alarms": dict(self._alarms.counts)}
+        return web.json_response(body, status=200 if ready else 503)

@@ -11,12 +11,12 @@ from functools import partial
 from typing import NoReturn
 
 import faust
-from aiokafka.errors import KafkaError
 
 from agents.app import create_faust_app
 from agents.services import HealthService, ResourcesService
+from agents.supervision import Alarms
+from pipeline.errors import is_transient
 from pipeline.kafka import ensure_topics
-from pipeline.resources import dependency_down
 from pipeline.retry import Backoff, until_done
 from pipeline.settings import Settings
 
@@ -28,7 +28,7 @@ def run_worker(settings: Settings) -> None:
     created = asyncio.run(
         until_done(
             partial(ensure_topics, settings),
-            retriable=lambda exc: dependency_down(exc) or isinstance(exc, KafkaError),
+            retriable=is_transient,
             backoff=Backoff(first_s=0.5, cap_s=10.0),
             what="create topics",
         )
@@ -36,8 +36,9 @@ def run_worker(settings: Settings) -> None:
     if created:
         log.info("created topics", extra={"topics": created})
     resources = ResourcesService(settings)
-    app = create_faust_app(settings, resources, restart_worker)
-    health = HealthService(app, settings.worker_web_port)
+    alarms = Alarms()
+    app = create_faust_app(settings, resources, restart_worker, alarms)
+    health = HealthService(app, settings.worker_web_port, alarms)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(
@@ -70,7 +71,7 @@ def outage_exit(done: SystemExit) -> str | None:
     cause = done.__context__
     if done.code in (0, None) or cause is None:
         return None
-    if dependency_down(cause) or (isinstance(cause, KafkaError) and cause.retriable):
+    if is_transient(cause):
         return f"a dependency went away while the worker ran ({cause!r})"
     return None
 

@@ -8,12 +8,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
-from aiokafka.errors import KafkaError
-
 from pipeline.envelope import Envelope
+from pipeline.errors import is_transient
 from pipeline.outcomes import Outcome, RawMessage
 from pipeline.platforms.registry import adapter_for
-from pipeline.postgres import is_retriable
 from pipeline.processing import AdapterLookup, process_envelope, read_envelope, utcnow
 from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
@@ -115,7 +113,7 @@ class BatchProcessor:
         stored = await self._store(outcomes, report)
         report.published = await until_done(
             lambda: self._publisher.publish(stored),
-            retriable=lambda exc: isinstance(exc, KafkaError | OSError | TimeoutError),
+            retriable=is_transient,
             backoff=self._backoff,
             what="publish",
         )
@@ -139,7 +137,7 @@ class BatchProcessor:
         for platform, shop in pairs:
             channel = await until_done(
                 partial(lookup.get, platform, shop),
-                retriable=is_retriable,
+                retriable=is_transient,
                 backoff=self._backoff,
                 what="channel lookup",
             )
@@ -154,7 +152,7 @@ class BatchProcessor:
         try:
             result = await until_done(
                 lambda: self._sink.write(outcomes),
-                retriable=is_retriable,
+                retriable=is_transient,
                 backoff=self._backoff,
                 what="postgres write",
             )
@@ -185,7 +183,7 @@ class BatchProcessor:
         try:
             result = await until_done(
                 lambda: self._sink.write([failed]),
-                retriable=is_retriable,
+                retriable=is_transient,
                 backoff=self._backoff,
                 what="postgres write",
             )

@@ -1,10 +1,13 @@
-"""One exception base whose `retriable` flag decides retry versus dead letter."""
+"""The pipeline's exceptions, and `is_transient`: the one rule for retry versus give up."""
 
 from __future__ import annotations
 
+import asyncpg
+from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
+
 
 class PipelineError(Exception):
-    """Base of every error the pipeline raises on purpose."""
+    """Base of every error the pipeline raises on purpose; `retriable` says if it may pass."""
 
     retriable: bool = False
     code: str = "pipeline_error"
@@ -22,14 +25,29 @@ class UnknownChannel(InvalidPayload):
     code = "unknown_channel"
 
 
-class RetriableError(PipelineError):
-    """Processing failed for a reason that may pass: the delivery goes to a retry topic."""
-
-    retriable = True
-    code = "retriable"
-
-
 class EnvelopeError(InvalidPayload):
     """A raw-topic message is not an envelope this version understands."""
 
     code = "invalid_envelope"
+
+
+# Connection-level failures (Postgres down, restarting, out of connections) and transaction
+# rollbacks (deadlock, serialization failure) that succeed when tried again.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+# aiokafka marks these non-retriable, yet they pass: a request that timed out (a broker
+# restarting), and a wedged idempotent producer, which pipeline/producer.py replaces.
+_TRANSIENT_KAFKA = (KafkaTimeoutError, OutOfOrderSequenceNumber)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """May `exc` pass by itself (a dependency away, restarting or contended)?
+
+    True: wait and try again (in place, or through a retry topic). False: the input or the
+    code is at fault (dead-letter it, or fail with a message). Every caller asks this.
+    """
+    if isinstance(exc, PipelineError | KafkaError):
+        return exc.retriable or isinstance(exc, _TRANSIENT_KAFKA)
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        return sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError)

@@ -15,10 +15,10 @@ from aiokafka.errors import KafkaError
 from pipeline import envelope as envelopes
 from pipeline.channels import ChannelCache, ChannelStore
 from pipeline.envelope import Envelope
+from pipeline.errors import is_transient
 from pipeline.kafka import topic_names
 from pipeline.platforms.base import Rejection
 from pipeline.platforms.registry import adapter_for
-from pipeline.postgres import is_retriable
 from pipeline.resources import Resources, open_resources
 from pipeline.settings import Settings
 
@@ -111,7 +111,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     try:
         channel = await request.app[CHANNELS].get(platform, shop_id)
     except Exception as exc:
-        if not is_retriable(exc):
+        if not is_transient(exc):
             raise
         log.warning("channel lookup failed", extra={"platform": platform, "error": repr(exc)})
         return _error(

@@ -2,8 +2,8 @@
 
 Three kinds of failure, three answers:
 - can never succeed (bad envelope or body, unknown platform or channel): dead letter at once;
-- may pass (RetriableError, or an unexpected exception): the next attempt goes to a retry topic,
-  and the delivery is dead-lettered once `max_attempts` is used up;
+- may pass (`is_transient`, or an unexpected exception, which a fix may cure): the next attempt
+  goes to a retry topic, and the delivery is dead-lettered once `max_attempts` is used up;
 - a dependency outage is not decided here: the batch processor waits it out in place.
 """
 
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from pipeline import envelope as envelopes
 from pipeline.envelope import Envelope
-from pipeline.errors import InvalidPayload, PipelineError
+from pipeline.errors import EnvelopeError, PipelineError, is_transient
 from pipeline.outcomes import AuditRecord, DeadLetter, Outcome, RawMessage
 from pipeline.platforms.base import PlatformAdapter
 from pipeline.platforms.registry import adapter_for
@@ -42,7 +42,7 @@ def read_envelope(message: RawMessage, now: datetime) -> Envelope | Outcome:
     """The envelope, or a dead-letter outcome when the message is not one."""
     try:
         return envelopes.decode(message.value)
-    except InvalidPayload as exc:
+    except EnvelopeError as exc:
         letter = DeadLetter(message, type(exc).__name__, str(exc), now)
         return Outcome(source=message, dedupe_key=None, audit=None, dead_letter=letter)
 
@@ -118,9 +118,9 @@ def process_envelope(
         return dead("InvalidPayload", "body is not valid JSON")
     try:
         normalized = adapter.normalize(item)
-    except InvalidPayload as exc:
-        return dead(type(exc).__name__, str(exc))
-    except Exception as exc:  # may pass (a fix, a dependency): retry, then dead-letter
+    except Exception as exc:
+        if isinstance(exc, PipelineError) and not is_transient(exc):
+            return dead(type(exc).__name__, str(exc))
         if not isinstance(exc, PipelineError):
             log.exception("normalizer failed", extra={"delivery_id": item.delivery_id})
         if item.attempt >= max_attempts:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from redis.asyncio import Redis
 
 from pipeline.kafka import create_pipeline_producer
-from pipeline.postgres import create_pool, is_retriable
+from pipeline.postgres import create_pool
 from pipeline.producer import Producer
 from pipeline.settings import Settings
 
@@ -32,11 +31,6 @@ class Resources:
                 await self.pool.close()
             finally:
                 await self.redis.aclose()
-
-
-def dependency_down(exc: BaseException) -> bool:
-    """Postgres or Kafka unreachable or restarting: worth waiting for, not a reason to exit."""
-    return is_retriable(exc) or isinstance(exc, KafkaConnectionError | KafkaTimeoutError)
 
 
 async def open_resources(settings: Settings) -> Resources:

@@ -119,11 +119,3 @@ async def test_not_healthy_while_the_replacement_starts() -> None:
     await settle()
     assert producer.healthy
     assert len(made) == 2
-
-
-def test_an_unreachable_dependency_is_waited_for_and_bad_config_is_not() -> None:
-    from pipeline.resources import dependency_down
-
-    assert dependency_down(ConnectionRefusedError(111, "refused"))
-    assert dependency_down(KafkaConnectionError())
-    assert not dependency_down(ValueError("bad DSN"))
