@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict
@@ -43,6 +44,30 @@ class _LiveConsumer:
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
         return await self._app.consumer.earliest_offsets(*partitions)
+
+    def commit_state(self, tp: TP) -> dict[str, object]:
+        consumer: Any = self._app.consumer  # Faust internals: diagnosis only
+        acked = sorted(consumer._acked.get(tp, ()))
+        return {
+            "committed": consumer._committed_offset.get(tp),
+            "acked": len(acked),
+            "acked_first": acked[:5],
+            "gaps": [(i.begin, i.end) for i in sorted(consumer._gap.get(tp, ()))][:5],
+            "read_offset": consumer._read_offset.get(tp),
+            "commit_in_flight": consumer._commit_fut is not None,
+            "unacked": len(consumer._unacked_messages),
+            "commit_tasks": _commit_task_stacks(),
+        }
+
+
+def _commit_task_stacks() -> list[str]:
+    """Where each task of Faust's commit path waits: a stuck commit names its await."""
+    stacks = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=30)
+        if any("commit" in f.f_code.co_name for f in frames):
+            stacks.append(" < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames)))
+    return stacks
 
 
 def create_faust_app(

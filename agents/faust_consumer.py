@@ -14,6 +14,15 @@ Faust (tests/unit/test_faust_consumer.py).
    (faust-streaming #606, #216) and the batch after it misses those offsets. We take the
    stream partitions out of the fetch set for the duration of the seek, so nothing reaches a
    stream while its position is being decided.
+
+2. **Commit offsets from a de-duplicated ack list** (the commit "stall" after a Kafka restart).
+   Faust merges a recorded gap into the partition's acked offsets; when those offsets were
+   also acked for real (the seek race above: delivered, then recorded as a gap) the list holds
+   every offset twice. `_new_offset` commits only the first run of consecutive numbers, and a
+   run stops at the first repeat, so each commit advanced by one offset: 163 commits (163 s
+   at one a second) for a range of 162, which is the lag the ledger saw stay up for minutes
+   after the drain (robinhood/faust#625 shows the same duplicated list). `next_commit` is
+   Faust's rule on a de-duplicated list.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from typing import Any, Protocol
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from intervaltree import IntervalTree
 
 
 class FetchSet(Protocol):
@@ -47,11 +57,43 @@ async def seek_with_streams_held(consumer: FetchSet, seek: Callable[[], Awaitabl
         consumer.resume_partitions(held)
 
 
+def next_commit(acked: list[int], gaps: IntervalTree, committed: int | None) -> list[int]:
+    """The offsets a commit may cover now (empty: none), taken out of `acked` and `gaps`.
+
+    Faust's `_new_offset` rule: gaps below the highest acked offset count as acked, nothing is
+    committed while the lowest acked offset is more than one past the committed one, and the
+    commit covers the first run of consecutive offsets. Unlike Faust, repeats are dropped
+    first, so a run is never cut short by an offset counted twice.
+    """
+    if not acked:
+        return []
+    highest = max(acked)
+    filled = [n for gap in gaps.overlap(0, highest) for n in range(gap.begin, gap.end)]
+    if filled:
+        gaps.chop(0, max(max(filled), highest + 1))
+    unique = sorted(set(acked).union(filled))
+    if committed and unique[0] - committed > 1:
+        acked[:] = unique
+        return []
+    run = 1
+    while run < len(unique) and unique[run] == unique[run - 1] + 1:
+        run += 1
+    acked[:] = unique[run:]
+    return unique[:run]
+
+
 class Consumer(faust_aiokafka.Consumer):
     """faust-streaming's aiokafka consumer with the corrections above."""
 
     async def perform_seek(self) -> None:
         await seek_with_streams_held(self, super().perform_seek)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        batch = next_commit(self._acked[tp], self._gap[tp], self._committed_offset[tp])
+        if not batch:
+            return None
+        self._acked_index[tp].difference_update(batch)
+        return batch[-1] + 1
 
 
 class Transport(faust_aiokafka.Transport):

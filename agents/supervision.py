@@ -46,6 +46,10 @@ class ConsumerView(Protocol):
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]: ...
 
+    def commit_state(self, tp: TP) -> dict[str, object]:
+        """What the consumer believes about `tp`'s commits (logged with an alarm)."""
+        ...
+
 
 GroupOffsets = Callable[[], Awaitable[dict[Partition, int]]]
 
@@ -56,11 +60,11 @@ class Alarms:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
 
-    def fire(self, name: str, reason: str) -> None:
+    def fire(self, name: str, reason: str, state: object = None) -> None:
         self.counts[name] += 1
         log.error(
             "stream alarm",
-            extra={"alarm": name, "reason": reason, "count": self.counts[name]},
+            extra={"alarm": name, "reason": reason, "count": self.counts[name], "state": state},
         )
 
 
@@ -168,10 +172,14 @@ class StreamSupervisor:
         except _KAFKA_AWAY:
             return
         if self.watchdog.commits_stuck(positions):
-            self._alarm(COMMIT_ALARM, f"offsets not committed for {self._timeout:g} s")
+            behind = [TP(*p) for p, (done, to) in positions.items() if done is None or done < to]
+            state = {
+                f"{tp.topic}[{tp.partition}]": self._consumer.commit_state(tp) for tp in behind
+            }
+            self._alarm(COMMIT_ALARM, f"offsets not committed for {self._timeout:g} s", state)
 
-    def _alarm(self, name: str, reason: str) -> None:
-        self.alarms.fire(name, reason)
+    def _alarm(self, name: str, reason: str, state: object = None) -> None:
+        self.alarms.fire(name, reason, state)
         self._replace(reason)
 
     def _stream_partitions(self) -> list[TP]:

@@ -8,6 +8,7 @@ then nothing more, with lag outstanding and no error logged. The offset guard ca
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from agents.offsets import Partition
@@ -24,8 +25,8 @@ class StallWatchdog:
         self._clock = clock
         self._last = clock()
         self._busy = 0
-        # partition -> (committed offset last seen, when it was first seen at that value)
-        self._commits: dict[Partition, tuple[int | None, float]] = {}
+        # partition -> (when, next offset to process then), oldest first
+        self._processed: dict[Partition, deque[tuple[float, int]]] = {}
 
     def batch_started(self) -> None:
         self._busy += 1
@@ -38,7 +39,7 @@ class StallWatchdog:
     def reset(self) -> None:
         """A rebalance or recovery is a reason to wait: start the clock again."""
         self._last = self._clock()
-        self._commits.clear()
+        self._processed.clear()
 
     def stalled(self, messages_waiting: bool) -> bool:
         if self._busy or not messages_waiting:
@@ -47,24 +48,25 @@ class StallWatchdog:
         return self._clock() - self._last > self._timeout
 
     def commits_stuck(self, positions: Mapping[Partition, tuple[int | None, int]]) -> bool:
-        """True when a partition's commit trails what was processed and has not moved for the
-        timeout. `positions` maps partition -> (committed offset or None, next offset to process).
+        """True when a partition has not committed what it had processed `timeout_s` ago.
+        `positions` maps partition -> (committed offset or None, next offset to process).
 
-        Seen in the ledger: every delivery stored, yet the group's offsets in Kafka stayed behind,
-        because Faust counts a commit rejected across a rebalance as done and never resends it
-        (nothing lost, but lag stays up until a restart re-reads).
+        Judged against what was processed a timeout ago, not against the commit moving: a
+        commit that crawls (seen here: one offset a second, from a duplicated ack list in
+        Faust) moves every time and still never catches up.
         """
         if self._busy:  # a batch in hand (say, waiting out Postgres) commits when it is done
-            self._commits.clear()
+            self._processed.clear()
             return False
         now = self._clock()
         stuck = False
         for partition, (committed, processed_to) in positions.items():
-            seen, since = self._commits.get(partition, (committed, now))
-            if seen != committed:
-                since = now
-            self._commits[partition] = (committed, since)
-            behind = committed is None or committed < processed_to
-            if behind and now - since > self._timeout:
+            history = self._processed.setdefault(partition, deque())
+            if not history or history[-1][1] != processed_to:
+                history.append((now, processed_to))
+            while len(history) > 1 and now - history[1][0] > self._timeout:
+                history.popleft()  # keep the newest sample older than the timeout
+            since, due = history[0]
+            if now - since > self._timeout and (committed is None or committed < due):
                 stuck = True
         return stuck

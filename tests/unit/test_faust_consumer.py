@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 import pytest
 from faust.types import TP
+from intervaltree import IntervalTree
 
 from agents.app import create_faust_app
-from agents.faust_consumer import Consumer, seek_with_streams_held
+from agents.faust_consumer import Consumer, next_commit, seek_with_streams_held
 from pipeline.settings import load_settings
 
 RAW0, RAW1, CHANGELOG0 = TP("raw", 0), TP("raw", 1), TP("changelog", 0)
@@ -69,3 +70,46 @@ async def test_a_paused_stream_partition_stays_paused() -> None:
 def test_the_app_builds_the_corrected_consumer() -> None:
     app = create_faust_app(load_settings(), resources=None, restart=print)  # type: ignore[arg-type]
     assert isinstance(app.consumer, Consumer)
+
+
+def faust_rounds(acked: list[int], committed: int | None) -> int:
+    """Commits Faust's own rule needs to cover `acked` (one run of consecutive numbers each)."""
+    from faust.utils.functional import consecutive_numbers
+
+    acked, rounds = sorted(acked), 0
+    while acked:
+        run = next(consecutive_numbers(acked))
+        acked[: len(run)] = []
+        rounds += 1
+    return rounds
+
+
+def test_offsets_acked_and_recorded_as_a_gap_commit_at_once() -> None:
+    # The seek race: 340..502 delivered and acked, and 341..502 recorded as a gap too.
+    acked = list(range(340, 503))
+    gaps = IntervalTree.from_tuples([(341, 503)])
+    assert faust_rounds(acked + list(range(341, 503)), 340) == 163  # what Faust did
+    assert next_commit(acked, gaps, 340) == list(range(340, 503))
+    assert acked == []
+    assert not gaps
+
+
+def test_a_gap_below_the_highest_ack_counts_as_acked() -> None:
+    acked = [10, 11, 15]
+    gaps = IntervalTree.from_tuples([(12, 15), (30, 40)])
+    assert next_commit(acked, gaps, 10) == [10, 11, 12, 13, 14, 15]
+    assert sorted((g.begin, g.end) for g in gaps) == [(30, 40)]
+
+
+def test_the_first_run_is_committed_and_the_rest_kept() -> None:
+    acked = [7, 5, 6, 9, 10]
+    assert next_commit(acked, IntervalTree(), 5) == [5, 6, 7]
+    assert acked == [9, 10]
+    assert next_commit(acked, IntervalTree(), 8) == [9, 10]  # Faust's one-offset tolerance
+
+
+def test_nothing_is_committed_past_a_hole_at_the_head() -> None:
+    acked = [20, 21]
+    assert next_commit(acked, IntervalTree(), 12) == []
+    assert acked == [20, 21]
+    assert next_commit([], IntervalTree(), 12) == []

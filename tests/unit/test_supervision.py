@@ -67,6 +67,9 @@ class FakeConsumer:
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
         return {tp: self.earliest.get(tp, 0) for tp in partitions}
 
+    def commit_state(self, tp: TP) -> dict[str, object]:
+        return {"committed": 5}
+
 
 class Replaced(Exception):
     """What the fake `replace` raises: the real one never returns."""

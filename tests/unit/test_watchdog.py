@@ -56,11 +56,20 @@ def test_a_commit_that_trails_and_does_not_move_is_stuck() -> None:
     assert dog.commits_stuck({P: (100, 150)})
 
 
-def test_a_commit_that_keeps_moving_is_not_stuck() -> None:
+def test_a_commit_that_keeps_up_is_not_stuck() -> None:
     dog, now = watchdog()
-    for second in range(0, 60, 5):
+    for second in range(60):
         now[0] = float(second)
-        assert not dog.commits_stuck({P: (100 + second, 150 + second)})
+        assert not dog.commits_stuck({P: (100 + 20 * second, 120 + 20 * second)})
+
+
+def test_a_commit_that_crawls_behind_what_was_processed_is_stuck() -> None:
+    dog, now = watchdog()
+    stuck = []
+    for second in range(20):  # one offset a second, while 160 were processed long ago
+        now[0] = float(second)
+        stuck.append(dog.commits_stuck({P: (340 + second, 503)}))
+    assert stuck.index(True) == 11
 
 
 def test_a_caught_up_commit_is_never_stuck() -> None:
