@@ -50,7 +50,7 @@ test: install services lint
 	$(BIN)/pytest -q
 
 bench: migrate
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,7 @@
 3. Starts the worker again and reports the time to ready, to the first commit, and to lag 0,
    and how often the offset guard or the stall watchdog fired (each must be 0).
 
-Usage: .venv/bin/python bench/restart.py [--keys 100000] [--lag 5000] [--first 2000]
+Usage: .venv/bin/python -m bench.restart [--keys 100000] [--lag 5000] [--first 2000]
 Needs `make services`. Uses its own database and topics, and removes them afterwards.
 Exit status 1 when the lag does not drain or an alarm fired.
 """
@@ -27,6 +27,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from agents.supervision import COMMIT_ALARM, GUARD_ALARM, STALL_ALARM
 from bench.sandbox import ROOT, Process, free_port, group_lag, sandbox, settings_env
 from pipeline.channels import Channel
 from pipeline.envelope import Envelope, encode
@@ -36,7 +37,7 @@ from pipeline.topics import DEDUPE_TABLE
 
 SHOP = "restart.myshopify.com"
 SECRET = "restart-secret-0123456789"
-ALARMS = ("offset guard", "stall watchdog")
+ALARMS = (GUARD_ALARM, STALL_ALARM, COMMIT_ALARM)
 
 
 @dataclass(frozen=True, slots=True)

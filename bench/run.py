@@ -5,7 +5,7 @@
 2. End to end: the deliveries from step 1 drained by one `pipeline worker` from the raw topic
    to committed Postgres rows (events/s), plus the worker's peak memory.
 
-Usage: .venv/bin/python bench/run.py [--requests 20000] [--concurrency 64]
+Usage: .venv/bin/python -m bench.run [--requests 20000] [--concurrency 64]
 Needs `make services`. Uses its own database and topics, and removes them afterwards.
 """
 
@@ -15,8 +15,8 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -25,28 +25,14 @@ import asyncpg
 import orjson
 from aiohttp import ClientSession, TCPConnector
 
-from pipeline.channels import Channel, ChannelStore
-from pipeline.kafka import delete_prefixed_topics, ensure_topics
-from pipeline.migrations import migrate
+from bench.sandbox import ROOT, Process, sandbox, settings_env
+from pipeline.channels import Channel
 from pipeline.platforms.shopify import delivery_headers
-from pipeline.settings import Secret, Settings, load_settings
+from pipeline.settings import Secret, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOP = "bench.myshopify.com"
 SECRET = "bench-secret-0123456789"
-
-
-def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_dsn,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "PIPELINE_TOPIC_PREFIX": settings.topic_prefix,
-        "PIPELINE_PARTITIONS": str(settings.partitions),
-        "LOG_LEVEL": "WARNING",
-        "TABLE_DATA_DIR": str(ROOT / ".run" / "bench-tables"),
-        **extra,
-    }
+WORKER_PORT = 18066
 
 
 def webhook(order_id: int) -> tuple[bytes, dict[str, str]]:
@@ -76,19 +62,12 @@ def webhook(order_id: int) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
-async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            await asyncio.sleep(0.2)
+async def wait_ready(proc: Process, url: str, timeout_s: float = 90) -> None:
+    if await proc.wait_http(url, timeout_s):
+        return
+    code = proc.exited()
+    if code is not None:
+        raise RuntimeError(f"{proc.name} exited with {code}")
     raise RuntimeError(f"{url} not ready after {timeout_s}s")
 
 
@@ -124,24 +103,20 @@ async def load(
     }
 
 
-def serve(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def bench_ingress(
-    settings: Settings, n: int, concurrency: int
+    settings: Settings, n: int, concurrency: int, log_dir: Path
 ) -> tuple[dict[str, float], dict[str, float]]:
     warmup = [webhook(1_000_000_000 + i) for i in range(500)]
     requests = [webhook(i + 1) for i in range(n)]
-    bare = serve(
-        [sys.executable, str(ROOT / "bench" / "bare_server.py"), "18091"], env_for(settings)
-    )
-    ingress = serve(
-        [sys.executable, "-m", "pipeline.cli", "ingress", "--port", "18090"], env_for(settings)
-    )
+    env = settings_env(settings, LOG_LEVEL="WARNING")
+    bare_server = (sys.executable, str(ROOT / "bench" / "bare_server.py"))
+    bare = Process("bare", ["18091"], env, log_dir, program=bare_server)
+    ingress = Process("ingress", ["ingress", "--port", "18090"], env, log_dir)
+    bare.start()
+    ingress.start()
     try:
-        await wait_http("http://127.0.0.1:18091/healthz", bare)
-        await wait_http("http://127.0.0.1:18090/healthz", ingress)
+        await wait_ready(bare, "http://127.0.0.1:18091/healthz")
+        await wait_ready(ingress, "http://127.0.0.1:18090/healthz")
         await load("http://127.0.0.1:18091/webhooks/shopify", warmup, concurrency)
         bare_figures = await load("http://127.0.0.1:18091/webhooks/shopify", requests, concurrency)
         await load("http://127.0.0.1:18090/webhooks/shopify", warmup, concurrency)
@@ -150,34 +125,31 @@ async def bench_ingress(
         )
     finally:
         for proc in (bare, ingress):
-            proc.terminate()
-            proc.wait(30)
+            proc.stop()
     return ingress_figures, bare_figures
 
 
-async def bench_end_to_end(settings: Settings, expected: int) -> dict[str, float]:
+async def bench_end_to_end(settings: Settings, expected: int, log_dir: Path) -> dict[str, float]:
     """Start a worker on the filled raw topic; time until every delivery has its audit row."""
-    port = "18066"
-    worker = serve(
-        [sys.executable, "-m", "pipeline.cli", "worker"], env_for(settings, WORKER_WEB_PORT=port)
-    )
+    worker = Process("worker", ["worker"], settings_env(settings, LOG_LEVEL="WARNING"), log_dir)
+    worker.start()
+    assert worker.proc is not None
     conn = await asyncpg.connect(settings.database_dsn)
     try:
-        await wait_http(f"http://127.0.0.1:{port}/readyz", worker)
+        await wait_ready(worker, f"http://127.0.0.1:{settings.worker_web_port}/readyz")
         started = time.perf_counter()
         while (done := await conn.fetchval("SELECT count(*) FROM webhook_events")) < expected:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with {worker.returncode}")
+            if worker.exited() is not None:
+                raise RuntimeError(f"worker exited with {worker.exited()}")
             if time.perf_counter() - started > 600:
                 raise RuntimeError(f"only {done}/{expected} stored after 600 s")
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
-        peak_kib = _peak_rss_kib(worker.pid)
+        peak_kib = _peak_rss_kib(worker.proc.pid)
         orders = await conn.fetchval("SELECT count(*) FROM orders")
     finally:
         await conn.close()
-        worker.terminate()
-        worker.wait(60)
+        worker.stop(60)
     return {
         "events_per_s": expected / elapsed,
         "seconds": elapsed,
@@ -193,53 +165,41 @@ def _peak_rss_kib(pid: int) -> float:
     return float("nan")
 
 
+async def report(settings: Settings, requests: int, concurrency: int, log_dir: Path) -> None:
+    """Run both benchmarks and print their figures."""
+    ingress, bare = await bench_ingress(settings, requests, concurrency, log_dir)
+    e2e = await bench_end_to_end(settings, requests + 500, log_dir)
+    print(f"machine: {os.cpu_count()} cores; client, server and services share them")
+    total = requests + 500
+    print(f"requests: {requests}, concurrency {concurrency}")
+    print(f"partitions: {settings.partitions}")
+    print(f"{'':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, fig in (
+        ("bare aiohttp handler (200)", bare),
+        ("ingress (HMAC + acks=all produce)", ingress),
+    ):
+        print(f"{name:<34}{fig['rps']:>10.0f}{fig['p50_ms']:>10.1f}{fig['p99_ms']:>10.1f}")
+    print(f"ingress / bare throughput ratio: {ingress['rps'] / bare['rps']:.2f}")
+    print(
+        f"end to end (raw topic -> committed Postgres rows, 1 worker): "
+        f"{e2e['events_per_s']:.0f} events/s ({total} in {e2e['seconds']:.1f} s), "
+        f"worker peak RSS {e2e['peak_rss_mib']:.0f} MiB, orders stored {e2e['orders']}"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
 
-    base = load_settings()
-    db_name = f"pipeline_bench_{uuid.uuid4().hex[:8]}"
-    admin_url = base.database_dsn.rpartition("/")[0] + "/postgres"
-    settings = base.with_overrides(
-        database_url=Secret(base.database_dsn.rpartition("/")[0] + f"/{db_name}"),
-        topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-    )
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    try:
-        conn = await asyncpg.connect(settings.database_dsn)
-        await migrate(conn)
-        pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=2)
-        assert pool is not None
-        await ChannelStore(pool).add(Channel("shopify", SHOP, Secret(SECRET), "USD"))
-        await pool.close()
-        await conn.close()
-        await ensure_topics(settings)
-
-        ingress, bare = await bench_ingress(settings, args.requests, args.concurrency)
-        e2e = await bench_end_to_end(settings, args.requests + 500)
-        print(f"machine: {os.cpu_count()} cores; client, server and services share them")
-        total = args.requests + 500
-        print(f"requests: {args.requests}, concurrency {args.concurrency}")
-        print(f"partitions: {settings.partitions}")
-        print(f"{'':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-        for name, fig in (
-            ("bare aiohttp handler (200)", bare),
-            ("ingress (HMAC + acks=all produce)", ingress),
-        ):
-            print(f"{name:<34}{fig['rps']:>10.0f}{fig['p50_ms']:>10.1f}{fig['p99_ms']:>10.1f}")
-        print(f"ingress / bare throughput ratio: {ingress['rps'] / bare['rps']:.2f}")
-        print(
-            f"end to end (raw topic -> committed Postgres rows, 1 worker): "
-            f"{e2e['events_per_s']:.0f} events/s ({total} in {e2e['seconds']:.1f} s), "
-            f"worker peak RSS {e2e['peak_rss_mib']:.0f} MiB, orders stored {e2e['orders']}"
-        )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await admin.close()
-        await delete_prefixed_topics(settings)
+    channel = Channel("shopify", SHOP, Secret(SECRET), "USD")
+    tables = str(ROOT / ".run" / "bench-tables")
+    with tempfile.TemporaryDirectory(prefix="bench-") as logs:
+        async with sandbox(
+            "bench", channels=[channel], table_data_dir=tables, worker_web_port=WORKER_PORT
+        ) as settings:
+            await report(settings, args.requests, args.concurrency, Path(logs))
 
 
 if __name__ == "__main__":

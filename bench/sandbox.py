@@ -1,7 +1,7 @@
 """A throw-away deployment on the real services: its own database, topic prefix and processes.
 
-Shared by the benchmarks (`bench/run.py`, `bench/restart.py`, `bench/ledger.py`) so each one
-sets up, observes and tears down the pipeline the same way.
+Shared by the benchmarks (`bench/run.py`, `bench/restart.py`, `bench/ledger/`) and the
+integration tests, so each one sets up, observes and tears down the pipeline the same way.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
+import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -30,6 +33,9 @@ from pipeline.migrations import migrate
 from pipeline.settings import Secret, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+PIPELINE_CLI = (sys.executable, "-m", "pipeline.cli")
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -68,13 +74,22 @@ def _die_with_parent() -> None:
 
 
 class Process:
-    """A `pipeline` subprocess with one log file per incarnation."""
+    """A `pipeline` subprocess (or another `program`) with one log file per incarnation."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        program: tuple[str, ...] = PIPELINE_CLI,
+    ) -> None:
         self.name = name
         self.args = args
         self.env = env
         self.log_dir = log_dir
+        self.program = program
         self.logs: list[Path] = []
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -83,7 +98,7 @@ class Process:
         self.logs.append(path)
         with path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", *self.args],
+                [*self.program, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -128,13 +143,43 @@ class Process:
     def log_text(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.logs if p.exists())
 
+    def notes(self) -> Counter[str]:
+        """Warnings and worse from this process's JSON logs, by logger, message and error."""
+        seen: Counter[str] = Counter()
+        for path in self.logs:
+            with path.open(errors="replace") as lines:
+                for line in lines:
+                    if '"level":"INFO"' in line or '"level":"DEBUG"' in line:
+                        continue
+                    try:
+                        entry = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if not isinstance(entry, dict) or "msg" not in entry:
+                        continue
+                    key = f"{entry.get('level')} {entry.get('logger')}: {entry['msg'][:80]}"
+                    if "error" in entry:
+                        key += f" ({str(entry['error'])[:60]})"
+                    seen[f"{self.name}: {key}"] += 1
+        return seen
+
+
+async def retrying(op: Callable[[], Awaitable[T]], attempts: int = 30) -> T:
+    """`op`, tried again each second while Postgres (or the network) is unreachable."""
+    for _ in range(attempts - 1):
+        try:
+            return await op()
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            await asyncio.sleep(1.0)
+    return await op()
+
 
 @asynccontextmanager
 async def sandbox(
     name: str, *, channels: list[Channel], **overrides: object
 ) -> AsyncIterator[Settings]:
     """Settings for a new migrated database and topic prefix holding `channels`; both removed
-    on exit."""
+    on exit (a removal that fails, e.g. while a service is down, is reported on stderr)."""
     base = load_settings()
     db_name = f"pipeline_{name}_{uuid.uuid4().hex[:8]}"
     server = base.database_dsn.rpartition("/")[0]
@@ -144,28 +189,56 @@ async def sandbox(
         **overrides,
     )
     admin = await asyncpg.connect(f"{server}/postgres")
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
     try:
-        conn = await asyncpg.connect(settings.database_dsn)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=2)
-        assert pool is not None
-        try:
-            store = ChannelStore(pool)
-            for channel in channels:
-                await store.add(channel)
-        finally:
-            await pool.close()
-        await ensure_topics(settings)
+        await admin.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await admin.close()
+    try:
+        await _prepare(settings, channels)
         yield settings
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await admin.close()
-        with contextlib.suppress(Exception):
-            await delete_prefixed_topics(settings)
+        await _drop_database(name, server, db_name)
+        await _delete_topics(name, settings)
+
+
+async def _prepare(settings: Settings, channels: list[Channel]) -> None:
+    """Migrate the new database, add `channels` and create the topics."""
+    conn = await asyncpg.connect(settings.database_dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(settings.database_dsn, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        store = ChannelStore(pool)
+        for channel in channels:
+            await store.add(channel)
+    finally:
+        await pool.close()
+    await ensure_topics(settings)
+
+
+async def _drop_database(owner: str, server: str, db_name: str) -> None:
+    """A fresh connection, retried: Postgres may have been restarted while the sandbox ran."""
+    try:
+        admin = await retrying(lambda: asyncpg.connect(f"{server}/postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+    except Exception as exc:
+        print(f"{owner}: could not drop database {db_name}: {exc!r}", file=sys.stderr)
+
+
+async def _delete_topics(owner: str, settings: Settings) -> None:
+    """Kafka may be down at the end of a run: a failure is reported, not raised."""
+    try:
+        await delete_prefixed_topics(settings)
+    except Exception as exc:
+        print(
+            f"{owner}: could not delete topics {settings.topic_prefix}*: {exc!r}", file=sys.stderr
+        )
 
 
 async def end_offsets(settings: Settings, topic: str | None = None) -> dict[int, int]:

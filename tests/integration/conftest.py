@@ -7,9 +7,7 @@ consumer group and changelog), and its worker runs as a real `pipeline worker` s
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.sandbox import free_port, settings_env
 from pipeline.channels import Channel, ChannelStore
 from pipeline.ingress import create_web_app
 from pipeline.kafka import delete_prefixed_topics, ensure_topics
@@ -100,7 +99,7 @@ def settings(base_settings: Settings, tmp_path: Path) -> Settings:
     return base_settings.with_overrides(
         topic_prefix=f"t{uuid.uuid4().hex[:8]}.",
         table_data_dir=str(tmp_path / "tables"),
-        worker_web_port=_free_port(),
+        worker_web_port=free_port(),
     )
 
 
@@ -121,12 +120,6 @@ async def ingress(settings: Settings, resources: Resources) -> AsyncIterator[Tes
     await client.start_server()
     yield client
     await client.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class WorkerProcess:
@@ -189,33 +182,13 @@ class WorkerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def settings_env(s: Settings) -> dict[str, str]:
-    """The environment a `pipeline` subprocess needs to see these settings."""
-    return {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
-        "DATABASE_URL": s.database_dsn,
-        "REDIS_URL": s.redis_url.value,
-        "PIPELINE_TOPIC_PREFIX": s.topic_prefix,
-        "PIPELINE_PARTITIONS": str(s.partitions),
-        "TABLE_DATA_DIR": s.table_data_dir,
-        "WORKER_WEB_PORT": str(s.worker_web_port),
-        "SINK_BATCH_WITHIN_S": str(s.batch_within_s),
-        "SINK_BATCH_MAX": str(s.batch_max),
-        "KAFKA_SESSION_TIMEOUT_S": str(s.session_timeout_s),
-        "WORKER_STALL_TIMEOUT_S": str(s.worker_stall_timeout_s),
-        "RETRY_BASE_DELAY_S": str(s.retry_base_delay_s),
-        "LOG_FORMAT": "json",
-    }
-
-
 def run_cli(
     settings: Settings, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `pipeline ARGS...` as an operator would, against this test's settings."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
-        env={**settings_env(settings), "LOG_FORMAT": "text"},
+        env=settings_env(settings, LOG_FORMAT="text"),
         input=stdin,
         capture_output=True,
         text=True,

@@ -12,18 +12,19 @@ from pathlib import Path
 import orjson
 from aiohttp import ClientError, ClientSession
 
+from bench.sandbox import free_port
 from pipeline.kafka import topic_names
 from pipeline.platforms.shopify import delivery_headers
 from pipeline.resources import Resources
 from pipeline.settings import Settings
-from tests.integration.conftest import SECRET, SHOP, _free_port, order_payload, settings_env
+from tests.integration.conftest import SECRET, SHOP, order_payload, settings_env
 from tests.integration.test_shopify_orders import _read_topic
 
 
 async def test_sigterm_finishes_in_flight_deliveries(
     settings: Settings, resources: Resources, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "ingress.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "ingress", "--port", str(port)],

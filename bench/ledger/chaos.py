@@ -1,0 +1,123 @@
+"""The chaos: worker SIGKILLs and service outages at planned points, and the process monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+
+from bench.ledger.state import Run
+from bench.sandbox import ROOT
+
+SERVICES = ROOT / "scripts" / "services.sh"
+
+
+def services_ours() -> dict[str, bool]:
+    """Which services scripts/services.sh started itself (only those may be stopped)."""
+    out = subprocess.run(
+        ["bash", str(SERVICES), "status"], capture_output=True, text=True, check=False
+    ).stdout
+    return {
+        name: any(line.startswith(f"{name}: up (ours") for line in out.splitlines())
+        for name in ("kafka", "postgres")
+    }
+
+
+def _services(command: str) -> None:
+    """Blocking on purpose (run in a thread): a cancelled ledger still lets it finish."""
+    done = subprocess.run(
+        ["bash", str(SERVICES), command], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"services.sh {command} failed:\n{done.stdout}{done.stderr}")
+
+
+def chaos_plan(run: Run, ours: dict[str, bool]) -> list[tuple[float, str]]:
+    """The steps (kills, then the restarts allowed) shuffled, each at a share of the schedule."""
+    cfg = run.cfg
+    steps = ["kill"] * cfg.kills
+    for name, wanted in (("postgres", cfg.postgres_restart), ("kafka", cfg.kafka_restart)):
+        if not wanted:
+            continue
+        if ours[name]:
+            steps.append(name)
+        else:
+            run.result.skipped.append(
+                f"{name} restart: `scripts/services.sh status` does not show {name} as "
+                "started by that script (reused, remote or down), so it is left alone"
+            )
+    rng = random.Random(cfg.seed + 2)
+    rng.shuffle(steps)
+    lo, hi = 0.08, 0.8
+    width = (hi - lo) / max(1, len(steps))
+    plan = [(lo + i * width + rng.uniform(0.1, 0.6) * width, step) for i, step in enumerate(steps)]
+    run.chaos_points = [int(at * len(run.schedule)) for at, _ in plan]
+    return plan
+
+
+async def chaos(run: Run, plan: list[tuple[float, str]]) -> None:
+    """Each step once the sender has dispatched up to its point; the first failure ends them."""
+    step = "?"
+    try:
+        for point, (_, step) in zip(run.chaos_points, plan, strict=True):
+            while run.dispatched < point:
+                await asyncio.sleep(0.02)
+            run.steps_started += 1
+            run.step_running = True
+            if step == "kill":
+                await kill_worker(run)
+            else:
+                await outage(run, step)
+            run.step_running = False
+            run.last_step_end = time.monotonic()
+    except Exception as exc:
+        run.result.problems.append(f"chaos step {step} failed: {exc}")
+        run.say(f"chaos step {step} failed, no more chaos: {exc}")
+    finally:
+        run.step_running = False
+        run.steps_started = len(run.chaos_points)
+        run.chaos_done.set()
+
+
+async def kill_worker(run: Run) -> None:
+    run.intentional = True
+    try:
+        pid = run.worker.proc.pid if run.worker.proc else None
+        run.worker.kill()
+        run.result.kills_done += 1
+        run.worker.start()
+    finally:
+        run.intentional = False
+    run.say(f"SIGKILLed worker pid {pid} (kill {run.result.kills_done}); restarted it")
+    if not await run.worker.wait_http(run.worker_ready_url, 60):
+        run.say("restarted worker not ready within 60 s (the drain will tell)")
+
+
+async def outage(run: Run, name: str) -> None:
+    """Stop a service, keep it down `outage_s`, start it again whatever happens."""
+    run.say(f"stopping {name}")
+    began = time.monotonic()
+    try:
+        await asyncio.to_thread(_services, f"stop-{name}")
+        await asyncio.sleep(run.cfg.outage_s)
+    finally:
+        # A thread is not cancelled with us: the start finishes even if the run is aborted.
+        await asyncio.to_thread(_services, f"start-{name}")
+        run.result.outages_s[name] = time.monotonic() - began
+    run.result.restarts_done.append(name)
+    run.say(f"{name} back after {run.result.outages_s[name]:.1f} s")
+
+
+async def monitor(run: Run) -> None:
+    """A process that exits on its own is a crash: note it, restart it (as a supervisor)."""
+    while True:
+        await asyncio.sleep(0.5)
+        for proc in (run.worker, run.ingress):
+            code = proc.exited()
+            if code is None or run.intentional:
+                continue
+            log = proc.logs[-1] if proc.logs else None
+            run.result.crashes.append(f"{proc.name} exited with {code} (log {log})")
+            run.say(f"{proc.name} exited with {code} on its own; restarting it")
+            proc.start()

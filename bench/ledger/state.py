@@ -1,0 +1,58 @@
+"""The state of one ledger run, shared by the sender, the chaos, the monitor and the checks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.ledger.config import LedgerConfig
+from bench.ledger.result import LedgerResult
+from bench.ledger.traffic import plan_traffic
+from bench.sandbox import Process, free_port, settings_env
+from pipeline.settings import Settings
+
+
+class Run:
+    """State shared by the sender, the chaos and the process monitor."""
+
+    def __init__(self, cfg: LedgerConfig, settings: Settings, work: Path) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.work = work
+        self.result = LedgerResult(log_dir=str(work / "logs"))
+        self.deliveries, self.schedule = plan_traffic(cfg)
+        self.acked = [False] * len(self.deliveries)
+        self.tried = [False] * len(self.deliveries)
+        self.outcomes: Counter[str] = Counter()
+        self.stalled = False  # the sender saw no 200 for too long and stopped
+        self.dispatched = 0  # highest schedule position handed to a client, plus one
+        self.chaos_points: list[int] = []  # schedule position at which each chaos step starts
+        self.steps_started = 0
+        self.step_running = False
+        self.last_step_end = 0.0
+        self.chaos_done = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []  # the monitor, then the chaos
+        self.started = time.monotonic()
+        self.ingress_port = free_port()
+        self.worker_ready_url = f"http://127.0.0.1:{settings.worker_web_port}/readyz"
+        env = settings_env(settings, LOG_LEVEL="INFO")
+        env.pop("PIPELINE_WORKER_RESTARTS", None)  # each worker counts its own self-restarts
+        logs = work / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.worker = Process("worker", ["worker"], env, logs)
+        self.ingress = Process("ingress", ["ingress", "--port", str(self.ingress_port)], env, logs)
+        self.intentional = False  # set while the ledger itself stops a process
+
+    def say(self, message: str) -> None:
+        if self.cfg.verbose:
+            t = time.monotonic() - self.started
+            print(f"[ledger {t:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def ingress_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ingress_port}{path}"
+
+    def acked_ids(self) -> set[str]:
+        return {d.delivery_id for d, ok in zip(self.deliveries, self.acked, strict=True) if ok}
