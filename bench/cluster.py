@@ -70,7 +70,7 @@ class KafkaClusterError(RuntimeError):
 
 
 def kafka_cache_dir() -> Path:
-    """Where `scripts/services/kafka.sh` caches the jars: ${XDG_CACHE_HOME:-~/.cache}/pipeline/..."""
+    """Where `scripts/services/kafka.sh` caches the jars (${XDG_CACHE_HOME:-~/.cache}/pipeline)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "pipeline" / f"kafka-{KAFKA_VERSION}"
 
@@ -179,6 +179,7 @@ class _Node:
     home: Path
     proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
+    wanted: bool = False  # started by us and not (yet) killed or stopped on purpose
 
     @property
     def conf(self) -> Path:
@@ -304,6 +305,7 @@ class KafkaCluster:
     async def kill(self, node: int) -> None:
         """SIGKILL one node, like a crashed machine, and reap it."""
         n = self._node(node)
+        n.wanted = False
         if n.proc is None or n.proc.poll() is not None:
             return
         n.proc.send_signal(signal.SIGKILL)
@@ -315,6 +317,7 @@ class KafkaCluster:
         Returns the exit code (None if it was not running).
         """
         n = self._node(node)
+        n.wanted = False
         if n.proc is None or n.proc.poll() is not None:
             return None
         n.proc.send_signal(signal.SIGTERM)
@@ -447,7 +450,9 @@ class KafkaCluster:
     def _properties(self, node: _Node) -> str:
         replication = min(3, len(self._nodes))
         min_isr = min(2, replication)
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self._nodes.values())
+        voters = ",".join(
+            f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self._nodes.values()
+        )
         props = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
@@ -526,6 +531,7 @@ class KafkaCluster:
             "kafka.Kafka",
             str(node.conf),
         ]
+        node.wanted = True
         with path.open("ab") as log:
             node.proc = subprocess.Popen(
                 cmd,
@@ -539,18 +545,18 @@ class KafkaCluster:
     def _check_alive(self) -> None:
         """Raise if a node that should be running has exited."""
         for n in self._nodes.values():
-            if n.proc is not None and n.proc.poll() is not None and n.logs:
+            if n.wanted and n.proc is not None and n.proc.poll() is not None:
+                n.wanted = False
                 code = n.proc.returncode
-                n.proc = None
                 raise KafkaClusterError(f"node {n.node_id} exited with {code}\n{n.log_tail()}")
 
     async def _wait_listed(self, node: _Node, expect: set[int], deadline: float) -> None:
         """Poll `node` until its metadata lists every id in `expect`."""
         seen: set[int] | None = None
         while True:
-            if node.proc is None:
-                raise KafkaClusterError(f"node {node.node_id} is not running")
             self._check_alive()
+            if not node.running():
+                raise KafkaClusterError(f"node {node.node_id} is not running")
             seen = await _brokers_seen_by(node.port)
             if seen is not None and expect <= seen:
                 return

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-kafka-restart", action="store_true")
     parser.add_argument("--no-postgres-restart", action="store_true")
     parser.add_argument("--concurrency", type=int, default=32)
@@ -39,6 +40,7 @@ def main() -> None:
         deliveries=args.deliveries,
         seed=args.seed,
         kills=args.kills,
+        workers=args.workers,
         kafka_restart=not args.no_kafka_restart,
         postgres_restart=not args.no_postgres_restart,
         concurrency=args.concurrency,

@@ -81,17 +81,20 @@ async def chaos(run: Run, plan: list[tuple[float, str]]) -> None:
 
 
 async def kill_worker(run: Run) -> None:
+    """SIGKILL one worker of the group (the others take its partitions: a rebalance under
+    load), then start it again, as a pod's supervisor would."""
+    worker = random.Random(run.cfg.seed + run.result.kills_done).choice(run.workers)
     run.intentional = True
     try:
-        pid = run.worker.proc.pid if run.worker.proc else None
-        run.worker.kill()
+        pid = worker.proc.pid if worker.proc else None
+        worker.kill()
         run.result.kills_done += 1
-        run.worker.start()
+        worker.start()
     finally:
         run.intentional = False
-    run.say(f"SIGKILLed worker pid {pid} (kill {run.result.kills_done}); restarted it")
-    if not await run.worker.wait_http(run.worker_ready_url, 60):
-        run.say("restarted worker not ready within 60 s (the drain will tell)")
+    run.say(f"SIGKILLed {worker.name} pid {pid} (kill {run.result.kills_done}); restarted it")
+    if not await worker.wait_http(run.ready_url(worker), 60):
+        run.say(f"restarted {worker.name} not ready within 60 s (the drain will tell)")
 
 
 async def outage(run: Run, name: str) -> None:
@@ -113,7 +116,7 @@ async def monitor(run: Run) -> None:
     """A process that exits on its own is a crash: note it, restart it (as a supervisor)."""
     while True:
         await asyncio.sleep(0.5)
-        for proc in (run.worker, run.ingress):
+        for proc in run.processes:
             code = proc.exited()
             if code is None or run.intentional:
                 continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 SHOP = "ledger.myshopify.com"
 SECRET = "ledger-secret-0123456789"
 STALL_TIMEOUT_S = 15  # the workers' WORKER_STALL_TIMEOUT_S
+COMMIT_WITHIN_S = 10.0  # after the drain, the group must have committed everything this soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,7 @@ class LedgerConfig:
     deliveries: int = 2_000
     seed: int = 1
     kills: int = 3
+    workers: int = 2  # worker processes in one group; each kill picks one of them
     kafka_restart: bool = True
     postgres_restart: bool = True
     concurrency: int = 32

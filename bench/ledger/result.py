@@ -33,6 +33,7 @@ class LedgerResult:
     skipped: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
     gap_restarts: int = 0
+    alarms: dict[str, int] = field(default_factory=dict)
     log_notes: dict[str, int] = field(default_factory=dict)
     uncommitted: dict[int, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -65,6 +66,7 @@ class LedgerResult:
             f"stored but never acknowledged: {self.stored_unacknowledged}",
             f"outages (stop to ready): {outages}",
             f"worker self-restarts (skipped offsets or a stall): {self.gap_restarts}",
+            f"supervision alarms: {self.alarms or 'none'}",
             f"raw messages the worker group has not committed: {self.uncommitted}",
         ]
         parts += [f"log: {n} x {what}" for what, n in self.log_notes.items()]

@@ -6,20 +6,24 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
 
+from agents.supervision import COMMIT_ALARM, GUARD_ALARM, STALL_ALARM
 from bench.ledger.chaos import chaos, chaos_plan, monitor, services_ours
-from bench.ledger.config import SECRET, SHOP, STALL_TIMEOUT_S, LedgerConfig
+from bench.ledger.config import COMMIT_WITHIN_S, SECRET, SHOP, STALL_TIMEOUT_S, LedgerConfig
 from bench.ledger.diagnose import diagnose, diagnose_lag, settled_lag
 from bench.ledger.reconcile import drain, reconcile
 from bench.ledger.result import LedgerResult
 from bench.ledger.sender import Sender, send_stock
 from bench.ledger.state import Run
-from bench.sandbox import free_port, sandbox
+from bench.sandbox import sandbox
 from pipeline.channels import Channel
 from pipeline.settings import Secret
+
+ALARMS = (GUARD_ALARM, STALL_ALARM, COMMIT_ALARM)
 
 
 async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
@@ -34,7 +38,6 @@ async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
             session_timeout_s=8.0,
             worker_stall_timeout_s=STALL_TIMEOUT_S,
             table_data_dir=str(work / "tables"),
-            worker_web_port=free_port(),
         ) as settings:
             run = Run(cfg, settings, work)
             db_name = settings.database_dsn.rpartition("/")[2]
@@ -70,12 +73,13 @@ async def _exercise(run: Run) -> None:
 
 
 async def _start(run: Run) -> None:
-    run.ingress.start()
-    run.worker.start()
+    for proc in run.processes:
+        proc.start()
     if not await run.ingress.wait_http(run.ingress_url("/healthz"), 60):
         raise RuntimeError(f"ingress did not start; log {run.ingress.logs[-1]}")
-    if not await run.worker.wait_http(run.worker_ready_url, 90):
-        raise RuntimeError(f"worker did not become ready; log {run.worker.logs[-1]}")
+    for worker in run.workers:
+        if not await worker.wait_http(run.ready_url(worker), 90):
+            raise RuntimeError(f"{worker.name} did not become ready; log {worker.logs[-1]}")
 
 
 async def _plan_chaos(run: Run) -> list[tuple[float, str]]:
@@ -96,16 +100,14 @@ async def _send_through_chaos(run: Run, plan: list[tuple[float, str]]) -> None:
 
 
 async def _check_commits(run: Run) -> None:
-    """The worker group must commit the whole raw topic; if not, say what sits past the commit."""
+    """The worker group must commit the whole raw topic within COMMIT_WITHIN_S of the drain,
+    by itself; if not, say what sits past the commit."""
     result = run.result
-    # Long enough for the worker's watchdog to notice stuck commits and restart itself.
-    commit_wait = STALL_TIMEOUT_S * 2 + 20
-    result.uncommitted = await settled_lag(run.settings, commit_wait)
+    result.uncommitted = await settled_lag(run.settings, COMMIT_WITHIN_S)
     if any(result.uncommitted.values()):
         result.problems.append(
-            f"the worker group has not committed the whole raw topic {commit_wait} s after "
-            "the drain "
-            f"(uncommitted messages per partition: {result.uncommitted})"
+            f"the worker group has not committed the whole raw topic {COMMIT_WITHIN_S:g} s "
+            f"after the drain (uncommitted messages per partition: {result.uncommitted})"
         )
         try:
             result.diagnosis += await diagnose_lag(run, result.uncommitted)
@@ -114,9 +116,16 @@ async def _check_commits(run: Run) -> None:
 
 
 def _read_logs(run: Run) -> None:
-    notes = run.worker.notes() + run.ingress.notes()
+    notes = sum((proc.notes() for proc in run.processes), Counter[str]())
     run.result.log_notes = dict(notes.most_common(12))
     run.result.gap_restarts = sum(n for k, n in notes.items() if "skipped or stalled" in k)
+    text = "".join(worker.log_text() for worker in run.workers)
+    alarms = {name: text.count(f'"alarm":"{name}"') for name in ALARMS}
+    run.result.alarms = {name: n for name, n in alarms.items() if n}
+    if run.result.gap_restarts or run.result.alarms:
+        run.result.problems.append(
+            f"supervision fired: {run.result.alarms}, {run.result.gap_restarts} self-restarts"
+        )
 
 
 async def _check_run(run: Run) -> None:
@@ -142,14 +151,14 @@ async def _stop(run: Run) -> None:
     # The chaos task restarts whatever it stopped in its own `finally`; wait for that.
     await asyncio.gather(*run.tasks, return_exceptions=True)
     run.intentional = True
-    run.worker.stop()
-    run.ingress.stop()
+    for proc in run.processes:
+        proc.stop()
 
 
 def _keep_or_remove_logs(run: Run | None, work: Path) -> None:
     """Logs stay for a failed run (or when asked for); otherwise the work directory goes."""
     if run is not None and (not run.result.ok or run.cfg.keep_logs):
-        logs = [str(p) for p in run.worker.logs + run.ingress.logs]
+        logs = [str(p) for proc in run.processes for p in proc.logs]
         run.say("logs kept: " + " ".join(logs))
     else:
         shutil.rmtree(work, ignore_errors=True)

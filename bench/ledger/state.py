@@ -37,14 +37,30 @@ class Run:
         self.tasks: list[asyncio.Task[None]] = []  # the monitor, then the chaos
         self.started = time.monotonic()
         self.ingress_port = free_port()
-        self.worker_ready_url = f"http://127.0.0.1:{settings.worker_web_port}/readyz"
-        env = settings_env(settings, LOG_LEVEL="INFO")
-        env.pop("PIPELINE_WORKER_RESTARTS", None)  # each worker counts its own self-restarts
+        self.ready_urls: dict[str, str] = {}
         logs = work / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        self.worker = Process("worker", ["worker"], env, logs)
+        self.workers = [self._worker(chr(ord("a") + n), logs) for n in range(max(1, cfg.workers))]
+        env = settings_env(settings, LOG_LEVEL="INFO")
         self.ingress = Process("ingress", ["ingress", "--port", str(self.ingress_port)], env, logs)
         self.intentional = False  # set while the ledger itself stops a process
+
+    def _worker(self, name: str, logs: Path) -> Process:
+        """A worker of the group with its own health port and table directory."""
+        own = self.settings.with_overrides(
+            worker_web_port=free_port(), table_data_dir=str(self.work / f"tables-{name}")
+        )
+        env = settings_env(own, LOG_LEVEL="INFO")
+        env.pop("PIPELINE_WORKER_RESTARTS", None)  # each worker counts its own self-restarts
+        self.ready_urls[name] = f"http://127.0.0.1:{own.worker_web_port}/readyz"
+        return Process(f"worker-{name}", ["worker"], env, logs)
+
+    @property
+    def processes(self) -> list[Process]:
+        return [*self.workers, self.ingress]
+
+    def ready_url(self, worker: Process) -> str:
+        return self.ready_urls[worker.name.removeprefix("worker-")]
 
     def say(self, message: str) -> None:
         if self.cfg.verbose:
