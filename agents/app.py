@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from functools import partial
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from agents import faust_consumer
 from agents.dedupe import TableSeenDeliveries
@@ -30,46 +28,6 @@ from pipeline.topics import DEDUPE_TABLE
 log = logging.getLogger("agents.app")
 
 
-class _LiveConsumer:
-    """The app's consumer, looked up on each call: Faust builds it once the worker runs."""
-
-    def __init__(self, app: faust.App) -> None:
-        self._app = app
-
-    def assignment(self) -> set[TP]:
-        return set(self._app.consumer.assignment())
-
-    def highwater(self, tp: TP) -> int | None:
-        return self._app.consumer.highwater(tp)
-
-    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
-        return await self._app.consumer.earliest_offsets(*partitions)
-
-    def commit_state(self, tp: TP) -> dict[str, object]:
-        consumer: Any = self._app.consumer  # Faust internals: diagnosis only
-        acked = sorted(consumer._acked.get(tp, ()))
-        return {
-            "committed": consumer._committed_offset.get(tp),
-            "acked": len(acked),
-            "acked_first": acked[:5],
-            "gaps": [(i.begin, i.end) for i in sorted(consumer._gap.get(tp, ()))][:5],
-            "read_offset": consumer._read_offset.get(tp),
-            "commit_in_flight": consumer._commit_fut is not None,
-            "unacked": len(consumer._unacked_messages),
-            "commit_tasks": _commit_task_stacks(),
-        }
-
-
-def _commit_task_stacks() -> list[str]:
-    """Where each task of Faust's commit path waits: a stuck commit names its await."""
-    stacks = []
-    for task in asyncio.all_tasks():
-        frames = task.get_stack(limit=30)
-        if any("commit" in f.f_code.co_name for f in frames):
-            stacks.append(" < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames)))
-    return stacks
-
-
 def create_faust_app(
     settings: Settings,
     resources: ResourcesService,
@@ -84,7 +42,7 @@ def create_faust_app(
     table = app.Table(DEDUPE_TABLE, default=None, partitions=settings.partitions)
     seen = TableSeenDeliveries(table, settings.dedupe_window_s)
     supervisor = StreamSupervisor(
-        _LiveConsumer(app),
+        faust_consumer.LiveConsumer(app),
         partial(group_offsets, settings),
         stall_timeout_s=settings.worker_stall_timeout_s,
         replace=restart,

@@ -1,4 +1,5 @@
-"""Our corrections to faust-streaming 0.15's Kafka consumer, applied by the app factory.
+"""Our corrections to faust-streaming 0.15's Kafka consumer, applied by the app factory, and
+the view of the consumer that stream supervision reads.
 
 Each correction names the fault it removes; the logic lives in plain functions tested without
 Faust (tests/unit/test_faust_consumer.py).
@@ -27,9 +28,11 @@ Faust (tests/unit/test_faust_consumer.py).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from intervaltree import IntervalTree
@@ -100,6 +103,47 @@ class Transport(faust_aiokafka.Transport):
     """The aiokafka transport, building our consumer."""
 
     Consumer = Consumer
+
+
+class LiveConsumer:
+    """What supervision reads of an app's consumer (agents.supervision.ConsumerView), looked up
+    on each call: Faust builds the consumer once the worker runs."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    def assignment(self) -> set[TP]:
+        return set(self._app.consumer.assignment())
+
+    def highwater(self, tp: TP) -> int | None:
+        return self._app.consumer.highwater(tp)
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        return await self._app.consumer.earliest_offsets(*partitions)
+
+    def commit_state(self, tp: TP) -> dict[str, object]:
+        consumer: Any = self._app.consumer  # Faust internals: diagnosis only
+        acked = sorted(consumer._acked.get(tp, ()))
+        return {
+            "committed": consumer._committed_offset.get(tp),
+            "acked": len(acked),
+            "acked_first": acked[:5],
+            "gaps": [(i.begin, i.end) for i in sorted(consumer._gap.get(tp, ()))][:5],
+            "read_offset": consumer._read_offset.get(tp),
+            "commit_in_flight": consumer._commit_fut is not None,
+            "unacked": len(consumer._unacked_messages),
+            "commit_tasks": _commit_task_stacks(),
+        }
+
+
+def _commit_task_stacks() -> list[str]:
+    """Where each task of Faust's commit path waits: a stuck commit names its await."""
+    stacks = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=30)
+        if any("commit" in f.f_code.co_name for f in frames):
+            stacks.append(" < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames)))
+    return stacks
 
 
 def install(app: Any) -> None:
