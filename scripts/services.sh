@@ -11,6 +11,7 @@
 #   scripts/services.sh start-kafka       start Kafka only (idempotent, like `start`)
 #   scripts/services.sh stop-postgres     stop Postgres only (only if started by this script)
 #   scripts/services.sh start-postgres    start Postgres only (idempotent, like `start`)
+#   scripts/services.sh fetch-kafka       only make sure the Kafka jars are cached (no broker)
 #
 # Endpoints (a healthy server already answering there is reused, never stopped;
 # a non-local host is only checked for reachability):
@@ -123,8 +124,14 @@ main() {
       take_lock
       pg_start
       ;;
+    fetch-kafka)
+      # For tools that run their own brokers from the same jars (bench/cluster.py).
+      take_lock
+      kafka_fetch_jars
+      say "kafka: jars ready in $KAFKA_LIBS"
+      ;;
     *)
-      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
