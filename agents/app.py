@@ -46,7 +46,7 @@ def create_faust_app(
         partial(group_offsets, settings),
         stall_timeout_s=settings.worker_stall_timeout_s,
         replace=restart,
-        skip_topics=[f"{consumer_group(settings)}-{DEDUPE_TABLE}-changelog"],
+        skip_topics=[names.dedupe_changelog(settings.app_id)],
         alarms=alarms,
     )
 
@@ -86,6 +86,7 @@ def _new_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 4),
         producer_acks=-1,
+        topic_allow_declare=False,  # `pipeline topics create` made them all (pipeline/topics.py)
     )
     faust_consumer.install(app)
     return app

@@ -65,7 +65,7 @@ def outage_exit(done: SystemExit) -> str | None:
     """Why a failed worker exit was only Kafka or Postgres going away (then a restart waits for
     them instead of exiting); None for a clean exit or any other failure.
 
-    Faust's startup makes Kafka requests of its own (declaring its changelog topic), so Kafka
+    Faust's startup makes Kafka requests of its own (metadata, offsets), so Kafka
     stopping in that window made the worker exit 1 although it would have waited anywhere else.
     """
     cause = done.__context__

@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -28,12 +29,11 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from agents.supervision import COMMIT_ALARM, GUARD_ALARM, STALL_ALARM
-from bench.sandbox import ROOT, Process, free_port, group_lag, sandbox, settings_env
+from bench.sandbox import ROOT, Process, free_port, group_lag, retrying, sandbox, settings_env
 from pipeline.channels import Channel
 from pipeline.envelope import Envelope, encode
-from pipeline.kafka import committed_offsets, consumer_group, topic_names
+from pipeline.kafka import committed_offsets, topic_names
 from pipeline.settings import Secret, Settings
-from pipeline.topics import DEDUPE_TABLE
 
 SHOP = "restart.myshopify.com"
 SECRET = "restart-secret-0123456789"
@@ -109,7 +109,7 @@ async def produce_orders(settings: Settings, first_id: int, count: int) -> None:
 
 async def fill_dedupe_table(settings: Settings, keys: int) -> None:
     """`keys` remembered deliveries on the table's changelog, spread over its partitions."""
-    changelog = f"{consumer_group(settings)}-{DEDUPE_TABLE}-changelog"
+    changelog = topic_names(settings).dedupe_changelog(settings.app_id)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=20)
     await producer.start()
     try:
@@ -131,17 +131,22 @@ async def fill_dedupe_table(settings: Settings, keys: int) -> None:
         await producer.stop()
 
 
-async def wait_stored(settings: Settings, expected: int, timeout_s: float) -> bool:
+async def stored_count(settings: Settings) -> int:
+    """Audit rows in the sandbox's database, asked on a new connection (Postgres may restart)."""
     conn = await asyncpg.connect(settings.database_dsn)
     try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if await conn.fetchval("SELECT count(*) FROM webhook_events") >= expected:
-                return True
-            await asyncio.sleep(0.5)
-        return False
+        return int(await conn.fetchval("SELECT count(*) FROM webhook_events"))
     finally:
         await conn.close()
+
+
+async def wait_stored(settings: Settings, expected: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await retrying(partial(stored_count, settings)) >= expected:
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 async def wait_lag_zero(settings: Settings, timeout_s: float) -> float | None:
@@ -205,7 +210,7 @@ async def run(keys: int, lag: int, first: int, timeout_s: float, log_dir: Path) 
             if await wait_lag_zero(settings, 60) is None:
                 raise RuntimeError("the first run never committed its deliveries")
             worker.stop()
-            await fill_dedupe_table(settings, keys)  # the worker created its changelog
+            await fill_dedupe_table(settings, keys)
             await produce_orders(settings, first + 1, lag)
             restarted = Process("restarted", ["worker"], env, Path(tmp))
             try:

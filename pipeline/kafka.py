@@ -53,6 +53,7 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[
         settings.partitions,
         settings.replication_factor,
         settings.retry_tiers,
+        settings.app_id,
     )
     async with _admin(settings, timeout_s) as admin:
         return await _ensure(admin, specs)
@@ -60,7 +61,7 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[
 
 def consumer_group(settings: Settings) -> str:
     """The worker's consumer group (the Faust app id)."""
-    return f"{settings.topic_prefix}{settings.app_id}"
+    return topic_names(settings).consumer_group(settings.app_id)
 
 
 @asynccontextmanager

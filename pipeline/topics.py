@@ -55,17 +55,37 @@ class TopicNames:
     def retry(self, tier: int) -> str:
         return f"{self.prefix}{RETRY_PREFIX}{tier}"
 
+    def consumer_group(self, app_id: str) -> str:
+        """The worker's consumer group, which is also the Faust app id."""
+        return self.prefix + app_id
+
+    def dedupe_changelog(self, app_id: str) -> str:
+        """The dedupe table's changelog, named as Faust names it (`<app id>-<table>-changelog`)."""
+        return f"{self.consumer_group(app_id)}-{DEDUPE_TABLE}-changelog"
+
 
 def topic_specs(
-    names: TopicNames, partitions: int, replication_factor: int, retry_tiers: int = 0
+    names: TopicNames,
+    partitions: int,
+    replication_factor: int,
+    retry_tiers: int = 0,
+    app_id: str | None = None,
 ) -> list[TopicSpec]:
-    """Every topic the pipeline creates itself (Faust creates its table changelog)."""
+    """Every topic the pipeline uses, with `app_id` the dedupe table's changelog as well.
+
+    The worker declares no topic itself (Faust's `topic_allow_declare` is off): a declaration
+    that meets a broker on its way down ended the worker, and a changelog whose metadata had
+    not reached the consumer yet failed the first table write (`PartitionsMismatch`, 0
+    partitions), both seen on a three-broker cluster.
+    """
     big = {
         "max.message.bytes": str(RAW_MAX_MESSAGE_BYTES),
         "retention.ms": str(RAW_RETENTION_MS),
     }
+    compact = {"cleanup.policy": "compact"}
     if replication_factor > 1:
         big["min.insync.replicas"] = "2"
+        compact["min.insync.replicas"] = "2"
     return [
         TopicSpec(names.raw, partitions, replication_factor, dict(big)),
         *(
@@ -76,5 +96,10 @@ def topic_specs(
         *(
             TopicSpec(names.retry(tier), partitions, replication_factor, dict(big))
             for tier in range(1, retry_tiers + 1)
+        ),
+        *(
+            [TopicSpec(names.dedupe_changelog(app_id), partitions, replication_factor, compact)]
+            if app_id is not None
+            else []
         ),
     ]
