@@ -8,6 +8,7 @@ import uuid
 import orjson
 import pytest
 
+from bench.sandbox import group_lag
 from pipeline.kafka import committed_offsets, topic_names
 from pipeline.resources import Resources
 from pipeline.settings import Settings
@@ -71,6 +72,14 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert await resources.pool.fetchval(lines, ids) == 2 * N
     published = await _read_topic(settings, topic_names(settings).orders, N)
     assert len({orjson.loads(r.value)["event_id"] for r in published}) == N
+
+    async def lag_is_zero() -> bool:
+        return not any((await group_lag(settings)).values())
+
+    await eventually(lag_is_zero, timeout_s=10, what="the group's lag to reach 0", worker=worker)
+    log = worker.log_path.read_text()
+    assert '"msg":"stream alarm"' not in log, worker.tail()
+    assert "restarting the worker" not in log, worker.tail()
 
 
 async def _diagnose(settings: Settings, resources: Resources, raw_topic: str) -> str:
