@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -60,12 +60,12 @@ def create_faust_app(
     app.on_partitions_assigned.connect(on_assigned)
     app.timer(interval=max(1.0, settings.worker_stall_timeout_s / 6))(watch_progress)
     app.agent(_topic(app, names.raw, settings), name="process-webhooks", concurrency=1)(
-        _webhook_agent(supervisor.held, resources, settings, seen)
+        _webhook_agent(supervisor, resources, settings, seen)
     )
     for tier in range(1, settings.retry_tiers + 1):
         app.agent(
             _topic(app, names.retry(tier), settings), name=f"retry-tier-{tier}", concurrency=1
-        )(_retry_agent(supervisor.held, resources, names.raw, settings.retry_delay_s(tier)))
+        )(_retry_agent(supervisor, resources, names.raw, settings.retry_delay_s(tier)))
     return app
 
 
@@ -99,11 +99,11 @@ def _topic(app: faust.App, name: str, settings: Settings) -> Any:
     )
 
 
-Held = Callable[[Any, int, float], AsyncIterator[list[Any]]]
-
-
 def _webhook_agent(
-    held: Held, resources: ResourcesService, settings: Settings, seen: TableSeenDeliveries
+    supervisor: StreamSupervisor,
+    resources: ResourcesService,
+    settings: Settings,
+    seen: TableSeenDeliveries,
 ) -> Callable[[Any], Awaitable[None]]:
     """The agent on the raw topic: each held batch through the BatchProcessor."""
 
@@ -119,22 +119,26 @@ def _webhook_agent(
             ),
             max_attempts=settings.retry_max_attempts,
         )
-        async for events in held(stream, settings.batch_max, settings.batch_within_s):
+
+        async def store(events: list[Any]) -> None:
             report = await processor.handle([raw_message(e) for e in events])
             log.info("batch stored", extra=asdict(report))
+
+        await supervisor.process(stream, settings.batch_max, settings.batch_within_s, store)
 
     return process_webhooks
 
 
 def _retry_agent(
-    held: Held, resources: ResourcesService, raw_topic: str, delay_s: float
+    supervisor: StreamSupervisor, resources: ResourcesService, raw_topic: str, delay_s: float
 ) -> Callable[[Any], Awaitable[None]]:
     """An agent that sends one retry tier's messages back to the raw topic once they are due."""
 
     async def forward_retries(stream: Any) -> None:
         forwarder = RetryForwarder(resources.resources.producer, raw_topic, delay_s)
         backoff = Backoff()
-        async for events in held(stream, 100, 0.5):
+
+        async def forward(events: list[Any]) -> None:
             due = [(raw_message(e), float(e.message.timestamp)) for e in events]
             forwarded = await until_done(
                 partial(forwarder.forward, due),
@@ -143,5 +147,7 @@ def _retry_agent(
                 what="retry forward",
             )
             log.info("retries forwarded", extra={"count": forwarded, "delay_s": delay_s})
+
+        await supervisor.process(stream, 100, 0.5, forward)
 
     return forward_retries

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -32,6 +32,8 @@ log = logging.getLogger("agents.supervision")
 GUARD_ALARM = "offset guard"
 STALL_ALARM = "stall watchdog"
 COMMIT_ALARM = "commit watchdog"
+AGENT_ALARM = "batch failed"
+ALARMS = (GUARD_ALARM, STALL_ALARM, COMMIT_ALARM, AGENT_ALARM)
 _KAFKA_AWAY = (KafkaError, OSError, TimeoutError)
 _BACKOFF = Backoff(first_s=0.5, cap_s=10.0)
 T = TypeVar("T")
@@ -118,14 +120,15 @@ class StreamSupervisor:
         Kafka is asked, not Faust: Faust's own map was seen empty right after a restart.
         """
         if partition not in self._starts:
-            if self._committed is None:
-                self._committed = await self._until_kafka_answers(self._group_offsets)
+            # Locals only: a rebalance may forget the assignment while we wait for Kafka.
+            committed = self._committed
+            if committed is None:
+                committed = self._committed = await self._until_kafka_answers(self._group_offsets)
             tp = TP(*partition)
             earliests = await self._until_kafka_answers(
                 partial(self._consumer.earliest_offsets, tp)
             )
-            earliest = earliests.get(tp)
-            known = [o for o in (self._committed.get(partition), earliest) if o is not None]
+            known = [o for o in (committed.get(partition), earliests.get(tp)) if o is not None]
             self._starts[partition] = max(known) if known else None
         return self._starts[partition]
 
@@ -133,13 +136,17 @@ class StreamSupervisor:
         """Kafka's answer, however long it is away: a batch cannot be checked without it."""
         return await until_done(ask, retriable=is_transient, backoff=_BACKOFF, what="offsets")
 
-    async def held(self, stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
-        """Batches whose messages stay unacknowledged until the caller's body completes.
+    async def process(
+        self, stream: Any, max_: int, within: float, body: Callable[[list[Any]], Awaitable[None]]
+    ) -> None:
+        """Run `body` on each batch, whose messages stay unacknowledged until it returned.
 
         take_events acks a batch in a `finally`, even when shutdown cancels us mid-write. Each
         message gets an extra reference, so that ack cannot reach the consumer; we let go only
         after the body returned, i.e. after the batch is durable. A batch with a hole before it
-        is never released.
+        is never released, and neither is one whose body failed: Faust would restart the agent
+        past it (its messages are never delivered again) and its offsets could never be
+        committed, so the worker is replaced to re-read it.
         """
         async for events in stream.take_events(max_, within=within):
             self.watchdog.batch_started()
@@ -147,36 +154,50 @@ class StreamSupervisor:
                 event.message.incref()
             gap = await self.guard.check([raw_message(e) for e in events])
             if gap is not None:
-                self.alarms.fire(GUARD_ALARM, str(gap))
-                self._replace(str(gap))  # does not return: nothing after the hole is acked
+                self._alarm(GUARD_ALARM, str(gap))  # does not return: nothing after it is acked
                 return
-            yield events
+            try:
+                await body(events)
+            except Exception as exc:  # noqa: BLE001 - any failure: the batch must be re-read
+                self._alarm(AGENT_ALARM, f"a batch failed: {exc!r}")
+                return
             for event in events:
                 event.ack()
             self.watchdog.batch_done()
 
     async def check_progress(self, ready: bool) -> None:
-        """The timer's check: idle with messages waiting, or commits not moving, for too long."""
+        """The timer's check: idle with messages waiting, or commits not moving, for too long.
+        A check that fails is logged and skipped: supervision must never end the worker."""
+        try:
+            alarm = await self._progress_alarm(ready)
+        except Exception:
+            log.exception("stream supervision check failed; trying again at the next tick")
+            return
+        if alarm is not None:
+            self._alarm(*alarm)
+
+    async def _progress_alarm(self, ready: bool) -> tuple[str, str, object] | None:
+        """The alarm this tick raises, if any: (name, reason, state)."""
         if not ready:  # recovering or rebalancing: waiting is expected
             self.watchdog.reset()
-            return
+            return None
         try:
             waiting = await self._messages_waiting()
         except _KAFKA_AWAY:
             self.watchdog.reset()  # Kafka is away: a restart would not help, so wait for it
-            return
+            return None
         if self.watchdog.stalled(waiting):
-            self._alarm(STALL_ALARM, f"no messages for {self._timeout:g} s with lag outstanding")
+            reason = f"no messages for {self._timeout:g} s with lag outstanding"
+            return STALL_ALARM, reason, None
         try:
             positions = await self._commit_positions()
         except _KAFKA_AWAY:
-            return
-        if self.watchdog.commits_stuck(positions):
-            behind = [TP(*p) for p, (done, to) in positions.items() if done is None or done < to]
-            state = {
-                f"{tp.topic}[{tp.partition}]": self._consumer.commit_state(tp) for tp in behind
-            }
-            self._alarm(COMMIT_ALARM, f"offsets not committed for {self._timeout:g} s", state)
+            return None
+        if not self.watchdog.commits_stuck(positions):
+            return None
+        behind = [TP(*p) for p, (done, to) in positions.items() if done is None or done < to]
+        state = {f"{tp.topic}[{tp.partition}]": self._consumer.commit_state(tp) for tp in behind}
+        return COMMIT_ALARM, f"offsets not committed for {self._timeout:g} s", state
 
     def _alarm(self, name: str, reason: str, state: object = None) -> None:
         self.alarms.fire(name, reason, state)

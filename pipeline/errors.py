@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncpg
-from aiokafka.errors import KafkaError, KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+)
 
 
 class PipelineError(Exception):
@@ -35,8 +40,9 @@ class EnvelopeError(InvalidPayload):
 # rollbacks (deadlock, serialization failure) that succeed when tried again.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
 # aiokafka marks these non-retriable, yet they pass: a request that timed out (a broker
-# restarting), and a wedged idempotent producer, which pipeline/producer.py replaces.
-_TRANSIENT_KAFKA = (KafkaTimeoutError, OutOfOrderSequenceNumber)
+# restarting), a wedged idempotent producer, which pipeline/producer.py replaces, and a send
+# that was still waiting in the producer it replaced (ProducerClosed).
+_TRANSIENT_KAFKA = (KafkaTimeoutError, OutOfOrderSequenceNumber, ProducerClosed)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -11,6 +11,7 @@ from aiokafka.errors import (
     NodeNotReadyError,
     NotLeaderForPartitionError,
     OutOfOrderSequenceNumber,
+    ProducerClosed,
 )
 
 from pipeline.errors import EnvelopeError, InvalidPayload, PipelineError, is_transient
@@ -40,6 +41,7 @@ def _postgres(sqlstate: str) -> asyncpg.PostgresError:
         NotLeaderForPartitionError(),  # a broker failover
         KafkaTimeoutError(),
         OutOfOrderSequenceNumber(),  # the producer is replaced
+        ProducerClosed(),  # a send still waiting in the replaced producer
         _MayPass(),
     ],
     ids=repr,

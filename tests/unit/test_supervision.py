@@ -10,6 +10,7 @@ from faust.types import TP
 
 from agents.offsets import Partition
 from agents.supervision import (
+    AGENT_ALARM,
     COMMIT_ALARM,
     GUARD_ALARM,
     STALL_ALARM,
@@ -101,13 +102,16 @@ def supervisor(
 
 async def drain(sup: StreamSupervisor, stream: FakeStream) -> list[list[int]]:
     seen = []
-    async for events in sup.held(stream, 10, 0.1):
+
+    async def body(events: list[FakeEvent]) -> None:
         seen.append([e.message.offset for e in events])
         assert all(e.message.refcount == 2 for e in events)  # held while the body runs
+
+    await sup.process(stream, 10, 0.1, body)
     return seen
 
 
-async def test_contiguous_batches_are_yielded_then_released() -> None:
+async def test_contiguous_batches_are_processed_then_released() -> None:
     sup, reasons = supervisor(FakeConsumer(), {("raw", 0): 5})
     stream = FakeStream([[(0, 5), (0, 6)], [(0, 7)]])
     assert await drain(sup, stream) == [[5, 6], [7]]
@@ -186,3 +190,43 @@ async def test_commits_that_trail_processing_raise_the_commit_alarm(
         await sup.check_progress(ready=True)
     assert sup.alarms.counts[COMMIT_ALARM] == 1
     assert reasons == ["offsets not committed for 5 s"]
+
+
+async def test_a_failed_batch_is_never_released_and_the_worker_is_replaced() -> None:
+    sup, reasons = supervisor(FakeConsumer(), {("raw", 0): 5})
+    stream = FakeStream([[(0, 5), (0, 6)], [(0, 7)]])
+
+    async def body(events: list[FakeEvent]) -> None:
+        raise RuntimeError("producer closed")
+
+    with pytest.raises(Replaced):
+        await sup.process(stream, 10, 0.1, body)
+    assert sup.alarms.counts[AGENT_ALARM] == 1
+    assert reasons == ["a batch failed: RuntimeError('producer closed')"]
+    assert all(e.message.refcount > 0 for e in stream.batches[0])
+
+
+async def test_a_rebalance_while_the_start_is_asked_for_is_harmless() -> None:
+    consumer = FakeConsumer()
+    sup, _ = supervisor(consumer, {("raw", 0): 5})
+    real = consumer.earliest_offsets
+
+    async def earliest_during_a_rebalance(*tps: TP) -> Mapping[TP, int]:
+        sup.on_assigned()  # the assignment is forgotten while Kafka answers
+        return await real(*tps)
+
+    consumer.earliest_offsets = earliest_during_a_rebalance  # type: ignore[method-assign]
+    assert await sup.start_of(("raw", 0)) == 5
+
+
+async def test_a_failing_check_never_ends_the_worker() -> None:
+    tp = TP("raw", 0)
+    consumer = FakeConsumer(tps={tp})
+
+    def broken(tp: TP) -> int | None:
+        raise ValueError("boom")
+
+    consumer.highwater = broken  # type: ignore[method-assign]
+    sup, reasons = supervisor(consumer, {("raw", 0): 5})
+    await sup.check_progress(ready=True)
+    assert reasons == []
