@@ -29,24 +29,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cluster", action="store_true")
     parser.add_argument("--no-kafka-restart", action="store_true")
     parser.add_argument("--no-postgres-restart", action="store_true")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--send-seconds", type=float, default=None)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--shopify-only", action="store_true")
     args = parser.parse_args()
     cfg = LedgerConfig(
         deliveries=args.deliveries,
         seed=args.seed,
         kills=args.kills,
         workers=args.workers,
+        cluster=args.cluster,
         kafka_restart=not args.no_kafka_restart,
         postgres_restart=not args.no_postgres_restart,
         concurrency=args.concurrency,
         partitions=args.partitions,
         send_seconds=args.send_seconds,
         keep_logs=args.keep_logs,
+        marketplaces=not args.shopify_only,
     )
     result = asyncio.run(_main(cfg))
     print(result.line())

@@ -34,10 +34,18 @@ def _services(command: str) -> None:
 
 
 def chaos_plan(run: Run, ours: dict[str, bool]) -> list[tuple[float, str]]:
-    """The steps (kills, then the restarts allowed) shuffled, each at a share of the schedule."""
+    """The steps (kills, then the restarts allowed) shuffled, each at a share of the schedule.
+
+    On a three-broker cluster, Kafka's restart becomes two steps: one broker lost (not an
+    outage with replication 3) and, later, two lost at once (an outage: no quorum)."""
     cfg = run.cfg
     steps = ["kill"] * cfg.kills
-    for name, wanted in (("postgres", cfg.postgres_restart), ("kafka", cfg.kafka_restart)):
+    restarts = [("postgres", cfg.postgres_restart)]
+    if run.cluster is not None:
+        steps += ["broker", "brokers"] if cfg.kafka_restart else []
+    else:
+        restarts.append(("kafka", cfg.kafka_restart))
+    for name, wanted in restarts:
         if not wanted:
             continue
         if ours[name]:
@@ -67,6 +75,8 @@ async def chaos(run: Run, plan: list[tuple[float, str]]) -> None:
             run.step_running = True
             if step == "kill":
                 await kill_worker(run)
+            elif step in ("broker", "brokers"):
+                await lose_brokers(run, 1 if step == "broker" else 2)
             else:
                 await outage(run, step)
             run.step_running = False
@@ -109,6 +119,25 @@ async def outage(run: Run, name: str) -> None:
         await asyncio.to_thread(_services, f"start-{name}")
         run.result.outages_s[name] = time.monotonic() - began
     run.result.restarts_done.append(name)
+    run.say(f"{name} back after {run.result.outages_s[name]:.1f} s")
+
+
+async def lose_brokers(run: Run, count: int) -> None:
+    """SIGKILL `count` brokers of the cluster at once, keep them down `outage_s`, restart them."""
+    cluster = run.cluster
+    assert cluster is not None
+    nodes = random.Random(run.cfg.seed + count).sample(cluster.node_ids, count)
+    name = f"broker {nodes[0]}" if count == 1 else f"brokers {' and '.join(map(str, nodes))}"
+    run.say(f"SIGKILLing {name}")
+    began = time.monotonic()
+    try:
+        for node in nodes:
+            await cluster.kill(node)
+        await asyncio.sleep(run.cfg.outage_s)
+    finally:
+        await asyncio.gather(*(cluster.start_node(node) for node in nodes))
+        run.result.outages_s[name] = time.monotonic() - began
+    run.result.restarts_done.append(name.replace(" ", "-"))
     run.say(f"{name} back after {run.result.outages_s[name]:.1f} s")
 
 

@@ -18,6 +18,7 @@ class LedgerConfig:
     seed: int = 1
     kills: int = 3
     workers: int = 2  # worker processes in one group; each kill picks one of them
+    cluster: bool = False  # run on a three-broker cluster of its own (bench/cluster.py)
     kafka_restart: bool = True
     postgres_restart: bool = True
     concurrency: int = 32
@@ -26,6 +27,8 @@ class LedgerConfig:
     outage_s: float = 1.0  # how long Kafka and Postgres stay down (plus their stop and start)
     resend_share: float = 0.10  # exact re-sends (same webhook id and body), on top of N
     dup_content_share: float = 0.02  # of N: same body under a new webhook id
+    marketplaces: bool = True  # mix WooCommerce, Shopee, Lazada and TikTok Shop into the traffic
+    marketplace_share: float = 0.20  # of N: deliveries of those four platforms
     retry_budget_s: float = 180.0  # per delivery, like a platform's retry schedule (shortened)
     stall_s: float = 60.0  # no 200 at all for this long outside chaos: the ingress is stuck
     drain_timeout_s: float | None = None  # default 120 + N / 500

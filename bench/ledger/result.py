@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+
+# What each platform's counter in `LedgerResult.platforms` holds, in the order it is shown.
+TALLIES = ("sent", "acknowledged", "stored", "missing", "duplicated", "wrong_state")
 
 
 @dataclass(slots=True)
@@ -23,6 +27,7 @@ class LedgerResult:
     statuses: dict[str, int] = field(default_factory=dict)
     duplicated_by: dict[str, int] = field(default_factory=dict)
     wrong_examples: list[str] = field(default_factory=list)
+    platforms: dict[str, Counter[str]] = field(default_factory=dict)  # TALLIES and orders
     reordered: int = 0
     send_s: float = 0.0
     drain_s: float = 0.0
@@ -61,6 +66,11 @@ class LedgerResult:
         parts = [
             f"posts {self.posts} (re-sends included), HTTP attempts {self.attempts} ({outcomes})",
             f"deliveries sent before an older version of their order: {self.reordered}",
+            f"per platform ({'/'.join(TALLIES)}): "
+            + "; ".join(
+                "/".join(str(tally[k]) for k in TALLIES) + f" {name}, {tally['orders']} orders"
+                for name, tally in self.platforms.items()
+            ),
             f"webhook_events statuses: {dict(sorted(self.statuses.items()))}",
             f"duplicated by table: {self.duplicated_by}",
             f"stored but never acknowledged: {self.stored_unacknowledged}",

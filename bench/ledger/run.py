@@ -11,24 +11,37 @@ from pathlib import Path
 
 import asyncpg
 
-from agents.supervision import COMMIT_ALARM, GUARD_ALARM, STALL_ALARM
+from agents.supervision import ALARMS
+from bench.cluster import KafkaCluster
 from bench.ledger.chaos import chaos, chaos_plan, monitor, services_ours
 from bench.ledger.config import COMMIT_WITHIN_S, SECRET, SHOP, STALL_TIMEOUT_S, LedgerConfig
 from bench.ledger.diagnose import diagnose, diagnose_lag, settled_lag
+from bench.ledger.marketplaces import CALLBACK_URL, SHOPS
 from bench.ledger.reconcile import drain, reconcile
 from bench.ledger.result import LedgerResult
 from bench.ledger.sender import Sender, send_stock
 from bench.ledger.state import Run
 from bench.sandbox import sandbox
-from pipeline.channels import Channel
+from pipeline.channels import AppCredential, Channel, ChannelStore
 from pipeline.settings import Secret
-
-ALARMS = (GUARD_ALARM, STALL_ALARM, COMMIT_ALARM)
 
 
 async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
-    """Set up a database and topics, run the traffic and the chaos, reconcile, clean up."""
+    """Set up a database and topics, run the traffic and the chaos, reconcile, clean up.
+    With `cfg.cluster` the pipeline runs on its own three-broker cluster (replication 3)."""
     work = Path(tempfile.mkdtemp(prefix="ledger-"))
+    if not cfg.cluster:
+        return await _run_in_sandbox(cfg, work, None)
+    async with KafkaCluster(work / "cluster") as cluster:
+        return await _run_in_sandbox(cfg, work, cluster)
+
+
+async def _run_in_sandbox(
+    cfg: LedgerConfig, work: Path, cluster: KafkaCluster | None
+) -> LedgerResult:
+    kafka: dict[str, object] = {}
+    if cluster is not None:
+        kafka = {"kafka_bootstrap_servers": cluster.bootstrap, "replication_factor": 3}
     run: Run | None = None
     try:
         async with sandbox(
@@ -38,8 +51,11 @@ async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
             session_timeout_s=8.0,
             worker_stall_timeout_s=STALL_TIMEOUT_S,
             table_data_dir=str(work / "tables"),
+            **kafka,
         ) as settings:
-            run = Run(cfg, settings, work)
+            if cfg.marketplaces:
+                await _register_marketplaces(settings.database_dsn)
+            run = Run(cfg, settings, work, cluster)
             db_name = settings.database_dsn.rpartition("/")[2]
             run.say(
                 f"{cfg.deliveries} deliveries, {len(run.schedule)} posts, db {db_name}, "
@@ -52,6 +68,26 @@ async def run_ledger(cfg: LedgerConfig) -> LedgerResult:
     finally:
         _keep_or_remove_logs(run, work)
     return run.result
+
+
+async def _register_marketplaces(dsn: str) -> None:
+    """The other platforms' apps and channels, as an operator adds them."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        store = ChannelStore(pool)
+        for platform, shop in SHOPS.items():
+            if not shop.app_key:
+                await store.add(Channel(platform, shop.shop_id, Secret(shop.secret), shop.currency))
+                continue
+            callback = CALLBACK_URL if platform == "shopee" else None
+            app = AppCredential(platform, shop.app_key, Secret(shop.secret), callback_url=callback)
+            await store.add_app(app)
+            await store.add(
+                Channel(platform, shop.shop_id, currency=shop.currency, app_key=shop.app_key)
+            )
+    finally:
+        await pool.close()
 
 
 async def _exercise(run: Run) -> None:

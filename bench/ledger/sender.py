@@ -5,43 +5,63 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from collections import Counter
 
 import asyncpg
+import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
-from bench.ledger.config import SECRET, SHOP
+from bench.ledger import marketplaces
+from bench.ledger.marketplaces import signed_headers
 from bench.ledger.state import Run
-from bench.ledger.traffic import EPOCH, LOCATIONS, STOCKED, Delivery, stock_webhooks
-from pipeline.platforms.shopify import delivery_headers
+from bench.ledger.traffic import LOCATIONS, STOCKED, WOO_STOCKED, Delivery, stock_webhooks
+
+EMPTY_ACK = frozenset({"shopee", "tiktok"})  # the others answer {"status": "accepted", …}
 
 
-async def post(http: ClientSession, url: str, d: Delivery) -> str:
-    """One attempt: the HTTP status, or the name of the connection error."""
+async def post_once(http: ClientSession, url: str, d: Delivery) -> tuple[str, bytes]:
+    """One attempt signed as `d`'s platform signs: the HTTP status (or the name of the
+    connection error) and the answer's body."""
     headers = {
-        **delivery_headers(SECRET, d.body, shop=SHOP, topic=d.topic, webhook_id=d.delivery_id),
+        **signed_headers(d.platform, d.topic, d.body, d.delivery_id),
         "Content-Type": "application/json",
     }
     try:
         async with http.post(url, data=d.body, headers=headers) as resp:
-            await resp.read()
-            return str(resp.status)
+            return str(resp.status), await resp.read()
     except (ClientError, OSError, TimeoutError) as exc:
-        return type(exc).__name__
+        return type(exc).__name__, b""
+
+
+async def post(http: ClientSession, url: str, d: Delivery) -> str:
+    """One attempt: the HTTP status, or the name of the connection error."""
+    return (await post_once(http, url, d))[0]
+
+
+def answer_problem(d: Delivery, answer: bytes) -> str | None:
+    """What is wrong with a 200's body: Shopee and TikTok Shop want it empty, the others get
+    `{"status": "accepted", "delivery_id": …}` naming the delivery as planned."""
+    if d.platform in EMPTY_ACK:
+        return None if answer == b"" else f"{d.platform} got a non-empty 200: {answer[:80]!r}"
+    try:
+        got = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return f"{d.platform} got a 200 that is not JSON: {answer[:80]!r}"
+    if got == {"status": "accepted", "delivery_id": d.delivery_id}:
+        return None
+    return f"{d.platform} delivery {d.delivery_id} was answered {got}"
 
 
 async def send_stock(run: Run) -> None:
     """Products and stock first, so paid orders reserve against real levels."""
-    url = run.ingress_url("/webhooks/shopify")
+    stock = stock_webhooks(random.Random(run.cfg.seed + 2), run.cfg.marketplaces)
     async with ClientSession() as http:
-        for topic, body in stock_webhooks(random.Random(run.cfg.seed + 2)):
-            d = Delivery(str(uuid.uuid4()), 0, topic, EPOCH, "", frozenset(), body)
-            if await post(http, url, d) != "200":
-                raise RuntimeError(f"stock webhook {topic} was refused")
+        for d in stock:
+            if await post(http, run.ingress_url(f"/webhooks/{d.platform}"), d) != "200":
+                raise RuntimeError(f"{d.platform} stock webhook {d.topic} was refused")
     conn = await asyncpg.connect(run.settings.database_dsn)
     try:
-        want = len(STOCKED) * len(LOCATIONS)
+        want = len(STOCKED) * len(LOCATIONS) + len(WOO_STOCKED) * run.cfg.marketplaces
         for _ in range(300):
             found = await conn.fetchval(
                 "SELECT count(*) FROM inventory_levels WHERE variant_id IS NOT NULL"
@@ -66,7 +86,10 @@ class Sender:
         )
         self.per_post = seconds / total
         self.gate = int(total * 0.9)  # the last tenth waits for the chaos to finish
-        self.url = run.ingress_url("/webhooks/shopify/orders")
+        self.urls = {
+            platform: run.ingress_url(f"/webhooks/{platform}")
+            for platform in ("shopify", *marketplaces.PLATFORMS)
+        }
         self.items = iter(enumerate(run.schedule))
         self.first_done = [asyncio.Event() for _ in run.deliveries]
         self.backoff = random.Random(self.cfg.seed + 1)
@@ -138,11 +161,13 @@ class Sender:
         attempt = 0
         while True:
             run.tried[idx] = True
-            outcome = await post(http, self.url, d)
+            outcome, answer = await post_once(http, self.urls[d.platform], d)
             run.outcomes[outcome] += 1
             if outcome == "200":
                 run.acked[idx] = True
                 self.last_ack = time.monotonic()
+                if (problem := answer_problem(d, answer)) is not None:
+                    run.bad_answers.append(problem)
                 return
             if run.stalled or time.monotonic() - first > self.cfg.retry_budget_s:
                 self.gave_up += 1

@@ -8,7 +8,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.cluster import KafkaCluster
 from bench.ledger.config import LedgerConfig
+from bench.ledger.marketplaces import plan_marketplaces
 from bench.ledger.result import LedgerResult
 from bench.ledger.traffic import plan_traffic
 from bench.sandbox import Process, free_port, settings_env
@@ -18,14 +20,18 @@ from pipeline.settings import Settings
 class Run:
     """State shared by the sender, the chaos and the process monitor."""
 
-    def __init__(self, cfg: LedgerConfig, settings: Settings, work: Path) -> None:
+    def __init__(
+        self, cfg: LedgerConfig, settings: Settings, work: Path, cluster: KafkaCluster | None
+    ) -> None:
         self.cfg = cfg
         self.settings = settings
         self.work = work
+        self.cluster = cluster  # the three-broker cluster the run owns, or None: the local Kafka
         self.result = LedgerResult(log_dir=str(work / "logs"))
-        self.deliveries, self.schedule = plan_traffic(cfg)
+        self.deliveries, self.schedule = plan_traffic(cfg, plan_marketplaces(cfg))
         self.acked = [False] * len(self.deliveries)
         self.tried = [False] * len(self.deliveries)
+        self.bad_answers: list[str] = []  # 200s whose body is not what the platform expects
         self.outcomes: Counter[str] = Counter()
         self.stalled = False  # the sender saw no 200 for too long and stopped
         self.dispatched = 0  # highest schedule position handed to a client, plus one

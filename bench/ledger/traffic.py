@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,25 +16,35 @@ from bench.ledger.config import LedgerConfig
 FIRST_ORDER_ID = 4_100_000_000
 SHOP_TZ = timezone(timedelta(hours=-5))
 EPOCH = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-STOCKED = range(1, 5)  # the variants (500 + k) every order's lines come from
+STOCKED = range(1, 5)  # the variants (500 + k) every Shopify order's lines come from
+WOO_STOCKED = range(1, 4)  # the WooCommerce products (9300 + k) its orders' lines come from
 LOCATIONS = (7001, 7002)
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One webhook delivery (one X-Shopify-Webhook-Id) and what the order should become."""
+    """One webhook delivery (the id the pipeline dedupes it by) and what the order should
+    become: its source time, canonical status, platform status (None for Shopify) and lines."""
 
     delivery_id: str
-    order_id: int
+    order_id: str
     topic: str
     updated_at: datetime
     status: str
     lines: frozenset[tuple[str, int]]
     body: bytes
+    platform: str = "shopify"
+    platform_status: str | None = None
+
+    @property
+    def order_key(self) -> tuple[str, str]:
+        """The order across platforms: (platform, external id)."""
+        return self.platform, self.order_id
 
 
-def stock_webhooks(rng: random.Random) -> list[tuple[str, bytes]]:
-    """Products for the variants the orders buy, and their stock at two locations."""
+def stock_webhooks(rng: random.Random, woocommerce: bool) -> list[Delivery]:
+    """Products for the variants the orders buy and their stock at two locations; with
+    `woocommerce`, WooCommerce products managing their own stock too."""
     posts = []
     for k in STOCKED:
         product = {
@@ -50,7 +61,7 @@ def stock_webhooks(rng: random.Random) -> list[tuple[str, bytes]]:
                 }
             ],
         }
-        posts.append(("products/create", orjson.dumps(product)))
+        posts.append(("shopify", "products/create", product))
         for location in LOCATIONS:
             level = {
                 "inventory_item_id": 900 + k,
@@ -58,8 +69,23 @@ def stock_webhooks(rng: random.Random) -> list[tuple[str, bytes]]:
                 "available": rng.randint(20, 400),
                 "updated_at": EPOCH.isoformat(),
             }
-            posts.append(("inventory_levels/update", orjson.dumps(level)))
-    return posts
+            posts.append(("shopify", "inventory_levels/update", level))
+    for k in WOO_STOCKED if woocommerce else ():
+        product = {
+            "id": 9300 + k,
+            "name": f"Woo item {k}",
+            "type": "simple",
+            "sku": f"LEDGER-WOO-{k}",
+            "price": "9.00",
+            "manage_stock": True,
+            "stock_quantity": rng.randint(20, 200),
+            "date_modified_gmt": EPOCH.replace(tzinfo=None).isoformat(),
+        }
+        posts.append(("woocommerce", "product.created", product))
+    return [
+        Delivery(str(uuid.uuid4()), "", topic, EPOCH, "", frozenset(), orjson.dumps(body), platform)
+        for platform, topic, body in posts
+    ]
 
 
 def _line_items(order_id: int, rng: random.Random, count: int) -> list[dict[str, Any]]:
@@ -133,7 +159,7 @@ def order_versions(order_id: int, count: int, rng: random.Random) -> list[Delive
         versions.append(
             Delivery(
                 delivery_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                order_id=order_id,
+                order_id=str(order_id),
                 topic=topic,
                 updated_at=at,
                 status=status,
@@ -144,31 +170,26 @@ def order_versions(order_id: int, count: int, rng: random.Random) -> list[Delive
     return versions
 
 
-def plan_traffic(cfg: LedgerConfig) -> tuple[list[Delivery], list[tuple[int, bool]]]:
-    """N deliveries over ~N/5 orders, and the POST schedule: (delivery index, is a re-send)."""
+def plan_traffic(
+    cfg: LedgerConfig, others: Sequence[Delivery] = ()
+) -> tuple[list[Delivery], list[tuple[int, bool]]]:
+    """N deliveries: Shopify orders (~5 versions each) fill what `others` (the other platforms'
+    deliveries) leave of N; and the POST schedule of all: (delivery index, is a re-send)."""
     rng = random.Random(cfg.seed)
     n = cfg.deliveries
-    dup_contents = round(n * cfg.dup_content_share) if n >= 20 else 0
+    shopify = n - len(others)
+    dup_contents = round(shopify * cfg.dup_content_share) if shopify >= 20 else 0
     deliveries: list[Delivery] = []
     order_id = FIRST_ORDER_ID
-    while len(deliveries) < n - dup_contents:
-        count = min(rng.randint(3, 7), n - dup_contents - len(deliveries))
+    while len(deliveries) < shopify - dup_contents:
+        count = min(rng.randint(3, 7), shopify - dup_contents - len(deliveries))
         deliveries += order_versions(order_id, count, rng)
         order_id += 1
     for _ in range(dup_contents):
         twin = rng.choice(deliveries)
         new_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        deliveries.append(
-            Delivery(
-                new_id,
-                twin.order_id,
-                twin.topic,
-                twin.updated_at,
-                twin.status,
-                twin.lines,
-                twin.body,
-            )
-        )
+        deliveries.append(replace(twin, delivery_id=new_id))
+    deliveries += others
     order = list(range(len(deliveries)))
     rng.shuffle(order)
     keyed = [(float(pos), idx, False) for pos, idx in enumerate(order)]
@@ -182,15 +203,15 @@ def plan_traffic(cfg: LedgerConfig) -> tuple[list[Delivery], list[tuple[int, boo
 
 def count_reordered(deliveries: list[Delivery], schedule: list[tuple[int, bool]]) -> int:
     """Deliveries whose first POST comes after that of a newer version of the same order."""
-    newest: dict[int, datetime] = {}
+    newest: dict[tuple[str, str], datetime] = {}
     reordered = 0
     for idx, resend in schedule:
         if resend:
             continue
         d = deliveries[idx]
-        held = newest.get(d.order_id)
+        held = newest.get(d.order_key)
         if held is not None and held > d.updated_at:
             reordered += 1
         else:
-            newest[d.order_id] = d.updated_at
+            newest[d.order_key] = d.updated_at
     return reordered
