@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from agents.supervision import COMMIT_ALARM, GUARD_ALARM, STALL_ALARM
+from agents.supervision import ALARMS
 from bench.sandbox import ROOT, Process, free_port, group_lag, retrying, sandbox, settings_env
 from pipeline.channels import Channel
 from pipeline.envelope import Envelope, encode
@@ -37,7 +37,6 @@ from pipeline.settings import Secret, Settings
 
 SHOP = "restart.myshopify.com"
 SECRET = "restart-secret-0123456789"
-ALARMS = (GUARD_ALARM, STALL_ALARM, COMMIT_ALARM)
 
 
 @dataclass(frozen=True, slots=True)
