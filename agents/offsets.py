@@ -1,11 +1,11 @@
 """Guard against messages the stream framework skipped.
 
-faust-streaming 0.15 can drop fetched messages when recovery clears its in-memory queues
-(faust-streaming #596), and its commit logic commits over a one-offset hole (#606, PR #707).
-Together that loses a delivery for good (seen here: a worker restarted after SIGKILL never got
-one message, and the group committed past it). The guard sees every batch before any of it is
-released: if a partition's offsets are not contiguous from where it was committed, the worker
-must not ack anything after the hole; it restarts and re-reads from the committed offset.
+faust-streaming 0.15 skipped messages after a restart or rebalance (its seek race, corrected in
+agents/faust_consumer.py), and its commit logic commits over a recorded gap and a one-offset
+hole (#606). Together that can lose a delivery for good. The guard sees every batch before any
+of it is released: if a partition's offsets are not contiguous from where it was committed,
+nothing after the hole may be acknowledged (agents/supervision.py raises the alarm and has the
+worker re-read from the committed offset).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Notice a worker that stopped receiving messages while its partitions still have some.
+"""Notice a worker that stopped receiving messages while its partitions still have some, or
+whose commits do not keep up with what it processed (pure logic; agents/supervision.py acts).
 
-A stall seen here after a SIGKILL restart: Faust delivered one batch after the rebalance and
-then nothing more, with lag outstanding and no error logged. The offset guard cannot see it
-(no later message ever arrives), so the worker checks its own progress and restarts itself.
+Both were seen before the corrections in agents/faust_consumer.py: one batch after a
+rebalance and then nothing, and commits crawling one offset a second. The offset guard cannot
+see a stall (no later message ever arrives), so progress is checked on a timer.
 """
 
 from __future__ import annotations

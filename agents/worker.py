@@ -82,9 +82,10 @@ RESTARTS_ENV = "PIPELINE_WORKER_RESTARTS"
 def restart_worker(reason: str) -> NoReturn:
     """Replace this process with a fresh worker, which re-reads from the committed offsets.
 
-    Called when Faust skipped messages (nothing after the hole was acknowledged, so nothing
-    after it was committed) or stalled with lag outstanding. Like a SIGKILL this loses nothing;
-    the work since the last commit is redone idempotently.
+    Called by a supervision alarm's fail-safe (a hole in the offsets, a stalled stream, stuck
+    commits, a failed batch: nothing after it was acknowledged) and when Kafka or Postgres left
+    in the middle of Faust's start-up. Like a SIGKILL this loses nothing; the work since the
+    last commit is redone idempotently.
     """
     restarts = int(os.environ.get(RESTARTS_ENV, "0")) + 1
     log.critical(
