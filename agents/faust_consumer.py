@@ -14,9 +14,22 @@ Faust (tests/unit/test_faust_consumer.py).
    so the next record looks like a jump: Faust records a "gap" it treats as acknowledged
    (faust-streaming #606, #216) and the batch after it misses those offsets. We take the
    stream partitions out of the fetch set for the duration of the seek, so nothing reaches a
-   stream while its position is being decided.
+   stream while its position is being decided, and seek only once every fetch begun before
+   they were held has ended.
 
-2. **Commit offsets from a de-duplicated ack list** (the commit "stall" after a Kafka restart).
+2. **An empty fetch set fetches nothing** (the stall and the skipped offset after a SIGKILL
+   restart). Faust hands aiokafka its live set of active partitions for a fetch that waits up
+   to a second; aiokafka reads an empty set as "every partition" (`if partitions and tp not
+   in partitions`). When the last active partition is paused during that wait (end of
+   recovery, or the seek above), aiokafka drains the paused stream partitions, advancing its
+   position past their records, and Faust's `getmany` drops them because they are paused.
+   If the seek to the committed offset had already run, nothing brings them back: the
+   stream waits for records it will never get (the stall) or sees the next one as a jump
+   (`raw[2] skipped offsets 32..32`). We hand aiokafka a view of the live set that is never
+   read as "every partition", and a partition with no committed offset (Faust skips those in
+   its seek) is sent back to where the reset policy starts it.
+
+3. **Commit offsets from a de-duplicated ack list** (the commit "stall" after a Kafka restart).
    Faust merges a recorded gap into the partition's acked offsets; when those offsets were
    also acked for real (the seek race above: delivered, then recorded as a gap) the list holds
    every offset twice. `_new_offset` commits only the first run of consecutive numbers, and a
@@ -29,13 +42,18 @@ Faust (tests/unit/test_faust_consumer.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import faust
+from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
+from faust.types import TP, Message
 from intervaltree import IntervalTree
+
+log = logging.getLogger("agents.faust_consumer")
+FETCH_WAIT_S = 5.0  # a fetch waits at most one second for records
 
 
 class FetchSet(Protocol):
@@ -50,14 +68,68 @@ class FetchSet(Protocol):
     def resume_partitions(self, tps: Iterable[TP]) -> None: ...
 
 
-async def seek_with_streams_held(consumer: FetchSet, seek: Callable[[], Awaitable[None]]) -> None:
-    """Run `seek` while the active stream partitions deliver nothing; restore them after."""
+async def seek_with_streams_held(
+    consumer: FetchSet, seek: Callable[[set[TP]], Awaitable[None]]
+) -> None:
+    """Run `seek(held)` while the active stream partitions deliver nothing; restore them after."""
     held = {tp for tp in consumer._get_active_partitions() if not consumer._is_changelog_tp(tp)}
     consumer.pause_partitions(held)
     try:
-        await seek()
+        await seek(held)
     finally:
         consumer.resume_partitions(held)
+
+
+class FetchView:
+    """The live set of active partitions as aiokafka reads it, where empty means none.
+
+    Live, as Faust passes it, so a partition paused during a fetch is not drained by it.
+    """
+
+    __slots__ = ("_tps",)
+
+    def __init__(self, tps: set[TP]) -> None:
+        self._tps = tps
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._tps
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[TP]:
+        return iter(set(self._tps))
+
+
+class Fetches:
+    """The fetches under way, so a seek can wait for those begun before it held its partitions."""
+
+    def __init__(self) -> None:
+        self._open: dict[object, tuple[asyncio.Task[Any] | None, asyncio.Event]] = {}
+
+    def begin(self) -> object:
+        token = object()
+        self._open[token] = (asyncio.current_task(), asyncio.Event())
+        return token
+
+    def end(self, token: object) -> None:
+        _, done = self._open.pop(token)
+        done.set()
+
+    async def others_ended(self, timeout_s: float) -> bool:
+        """Wait until the fetches of other tasks open now have ended; False on timeout.
+
+        The current task's own fetch is left out: Faust seeks from inside `getmany` too.
+        """
+        me = asyncio.current_task()
+        waits = [done.wait() for task, done in self._open.values() if task is not me]
+        if not waits:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
 
 def next_commit(acked: list[int], gaps: IntervalTree, committed: int | None) -> list[int]:
@@ -88,8 +160,45 @@ def next_commit(acked: list[int], gaps: IntervalTree, committed: int | None) -> 
 class Consumer(faust_aiokafka.Consumer):
     """faust-streaming's aiokafka consumer with the corrections above."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fetches = Fetches()
+
     async def perform_seek(self) -> None:
-        await seek_with_streams_held(self, super().perform_seek)
+        await seek_with_streams_held(self, self._seek_held)
+
+    async def _seek_held(self, held: set[TP]) -> None:
+        """Seek every partition once the fetches that could still drain `held` have ended."""
+        if not await self._fetches.others_ended(timeout_s=FETCH_WAIT_S):
+            log.warning("a fetch was still under way when the seek began")
+        await super().perform_seek()
+        uncommitted = [tp for tp in held if self._committed_offset.get(tp) is None]
+        if uncommitted:
+            await self._seek_to_reset(uncommitted)
+
+    async def _seek_to_reset(self, tps: list[TP]) -> None:
+        """Where the reset policy starts a partition with no committed offset."""
+        if self.app.conf.consumer_auto_offset_reset == "earliest":
+            await self._thread.seek_to_beginning(*map(faust_aiokafka.ensure_aiokafka_TP, tps))
+
+    async def getmany(
+        self,
+        timeout: float,  # noqa: ASYNC109 - Faust's signature
+    ) -> AsyncIterator[tuple[TP, Message]]:
+        token = self._fetches.begin()
+        try:
+            async for item in super().getmany(timeout):
+                yield item
+        finally:
+            self._fetches.end(token)
+
+    async def _getmany(
+        self,
+        active_partitions: set[TP] | None,
+        timeout: float,  # noqa: ASYNC109 - Faust's signature
+    ) -> RecordMap:
+        view = None if active_partitions is None else FetchView(active_partitions)
+        return await super()._getmany(view, timeout)  # type: ignore[arg-type]
 
     def _new_offset(self, tp: TP) -> int | None:
         batch = next_commit(self._acked[tp], self._gap[tp], self._committed_offset[tp])

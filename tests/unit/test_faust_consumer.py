@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from types import SimpleNamespace
 
 import pytest
+from aiokafka.consumer.fetcher import Fetcher, FetchResult
 from faust.types import TP
 from intervaltree import IntervalTree
 
 from agents.app import create_faust_app
-from agents.faust_consumer import Consumer, next_commit, seek_with_streams_held
+from agents.faust_consumer import (
+    Consumer,
+    Fetches,
+    FetchView,
+    next_commit,
+    seek_with_streams_held,
+)
 from pipeline.settings import load_settings
 
 RAW0, RAW1, CHANGELOG0 = TP("raw", 0), TP("raw", 1), TP("changelog", 0)
@@ -36,20 +45,20 @@ class FetchSet:
 
 async def test_streams_deliver_nothing_while_the_seek_runs() -> None:
     consumer = FetchSet([RAW0, RAW1, CHANGELOG0])
-    during: list[set[TP]] = []
+    during: list[tuple[set[TP], set[TP]]] = []
 
-    async def seek() -> None:
-        during.append(set(consumer.active))
+    async def seek(held: set[TP]) -> None:
+        during.append((set(consumer.active), held))
 
     await seek_with_streams_held(consumer, seek)
-    assert during == [{CHANGELOG0}]
+    assert during == [({CHANGELOG0}, {RAW0, RAW1})]
     assert consumer.active == {RAW0, RAW1, CHANGELOG0}
 
 
 async def test_a_failed_seek_still_resumes_the_streams() -> None:
     consumer = FetchSet([RAW0])
 
-    async def seek() -> None:
+    async def seek(held: set[TP]) -> None:
         raise TimeoutError
 
     with pytest.raises(TimeoutError):
@@ -60,11 +69,82 @@ async def test_a_failed_seek_still_resumes_the_streams() -> None:
 async def test_a_paused_stream_partition_stays_paused() -> None:
     consumer = FetchSet([RAW0])  # RAW1 assigned but paused by Faust (e.g. recovering)
 
-    async def seek() -> None:
-        pass
+    async def seek(held: set[TP]) -> None:
+        assert held == {RAW0}
 
     await seek_with_streams_held(consumer, seek)
     assert consumer.active == {RAW0}
+
+
+def aiokafka_drains(partitions: object, buffered: Iterable[TP]) -> list[TP]:
+    """The partitions aiokafka's Fetcher.fetched_records drains for a fetch set, by its rule."""
+    unassigned = SimpleNamespace(active=False)  # drained, yet nothing to return
+    fetcher = SimpleNamespace(
+        _subscriptions=SimpleNamespace(reassignment_in_progress=False, is_assigned=lambda tp: True),
+        _records={
+            tp: FetchResult(tp, assignment=unassigned, partition_records=None, backoff=0)
+            for tp in buffered
+        },
+        _notify=lambda future: None,
+        _wait_consume_future=None,
+    )
+    drained: list[TP] = []
+    records = fetcher._records
+
+    class Spy(dict[TP, object]):
+        def __getitem__(self, tp: TP) -> object:
+            drained.append(tp)
+            return records[tp]
+
+    fetcher._records = Spy(records)
+    asyncio.run(Fetcher.fetched_records(fetcher, partitions, timeout=0))
+    return drained
+
+
+def test_aiokafka_reads_an_empty_set_as_every_partition() -> None:
+    # The trap: Faust paused the last active partition while its fetch waited.
+    assert aiokafka_drains(set(), [RAW0, RAW1]) == [RAW0, RAW1]
+
+
+def test_an_empty_fetch_view_drains_nothing() -> None:
+    live = {RAW0}
+    view = FetchView(live)
+    assert aiokafka_drains(view, [RAW0, RAW1]) == [RAW0]
+    live.clear()  # paused after the fetch began: the view follows the live set
+    assert aiokafka_drains(view, [RAW0, RAW1]) == []
+
+
+async def test_a_seek_waits_for_fetches_begun_by_other_tasks() -> None:
+    fetches = Fetches()
+    order: list[str] = []
+
+    async def fetch() -> None:
+        token = fetches.begin()
+        await asyncio.sleep(0.05)
+        order.append("fetch ended")
+        fetches.end(token)
+
+    task = asyncio.create_task(fetch())
+    await asyncio.sleep(0)
+    own = fetches.begin()  # Faust also seeks from inside the fetcher's own getmany
+    assert await fetches.others_ended(timeout_s=5)
+    order.append("seek")
+    fetches.end(own)
+    await task
+    assert order == ["fetch ended", "seek"]
+
+
+async def test_a_fetch_that_never_ends_does_not_hold_the_seek_forever() -> None:
+    fetches = Fetches()
+
+    async def stuck() -> None:
+        fetches.begin()
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(stuck())
+    await asyncio.sleep(0)
+    assert not await fetches.others_ended(timeout_s=0.01)
+    task.cancel()
 
 
 def test_the_app_builds_the_corrected_consumer() -> None:
