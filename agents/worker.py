@@ -17,24 +17,36 @@ from agents.services import HealthService, ResourcesService
 from agents.supervision import Alarms
 from pipeline.errors import is_transient
 from pipeline.kafka import ensure_topics
+from pipeline.postgres import create_pool
 from pipeline.retry import Backoff, until_done
 from pipeline.settings import Settings
 
 log = logging.getLogger("agents.worker")
 
 
-def run_worker(settings: Settings) -> None:
-    """Create the pipeline's topics, then run until SIGTERM/SIGINT (Faust handles both)."""
-    created = asyncio.run(
-        until_done(
-            partial(ensure_topics, settings),
-            retriable=is_transient,
-            backoff=Backoff(first_s=0.5, cap_s=10.0),
-            what="create topics",
-        )
+_BACKOFF = Backoff(first_s=0.5, cap_s=10.0)
+
+
+async def wait_for_dependencies(settings: Settings) -> None:
+    """Postgres answers and the topics exist: waits while either is away; a refusal (a wrong
+    password, a missing database) raises a DependencyError before Faust starts."""
+    pool = await until_done(
+        partial(create_pool, settings), retriable=is_transient, backoff=_BACKOFF, what="postgres"
+    )
+    await pool.close()
+    created = await until_done(
+        partial(ensure_topics, settings),
+        retriable=is_transient,
+        backoff=_BACKOFF,
+        what="create topics",
     )
     if created:
         log.info("created topics", extra={"topics": created})
+
+
+def run_worker(settings: Settings) -> None:
+    """Wait for Postgres and the topics, then run until SIGTERM/SIGINT (Faust handles both)."""
+    asyncio.run(wait_for_dependencies(settings))
     resources = ResourcesService(settings)
     alarms = Alarms()
     app = create_faust_app(settings, resources, restart_worker, alarms)
@@ -51,6 +63,7 @@ def run_worker(settings: Settings) -> None:
         quiet=True,  # no banner or spinner: stdout stays one JSON log line per event
         redirect_stdouts=False,
     )
+    worker.spinner = None  # quiet=True still writes its terminal escapes (cursor, bell) to stdout
     try:
         worker.execute_from_commandline()
     except SystemExit as done:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from pipeline import credentials_cli, dlq_cli
 from pipeline.cli_common import CliError, with_db
+from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
 from pipeline.kafka import TopicMismatch, ensure_topics
 from pipeline.logs import configure_logging
@@ -51,18 +54,40 @@ async def _topics_create(settings: Settings) -> int:
     return 0
 
 
-def _run_ingress(settings: Settings, host: str, port: int) -> int:
+def _run_ingress(settings: Settings, host: str | None, port: int | None) -> int:
+    host = settings.ingress_host if host is None else host
+    port = settings.ingress_port if port is None else port
     if not 0 < port < 65536:
         raise CliError(f"--port {port} is not a TCP port")
-    web.run_app(
-        create_web_app(settings),
-        host=host,
-        port=port,
-        access_log=None,
-        shutdown_timeout=settings.ingress_produce_timeout_s + 2,
-        print=None,
-    )
+    try:
+        web.run_app(
+            create_web_app(settings),
+            host=host,
+            port=port,
+            access_log=None,
+            shutdown_timeout=settings.ingress_produce_timeout_s + 2,
+            print=None,
+        )
+    except DependencyError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRORS and not isinstance(exc, socket.gaierror):
+            raise
+        raise CliError(_listen_error(host, port, exc)) from None
     return 0
+
+
+_LISTEN_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    """Why the ingress cannot take `host:port`, and the setting that changes it."""
+    where = f"cannot listen on {host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}: the port is already in use; choose another with --port or INGRESS_PORT"
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need privileges); use --port"
+    return f"{where}: {exc.strerror or exc}; check --host or INGRESS_HOST"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     schemas.add_argument("--out", type=Path, help="directory for one <schema>.json per record")
 
     ingress = sub.add_parser("ingress", help="serve POST /webhooks/<platform>")
-    ingress.add_argument("--host", default="127.0.0.1")
-    ingress.add_argument("--port", type=int, default=8080)
+    ingress.add_argument("--host", help="address to listen on (default: INGRESS_HOST, 127.0.0.1)")
+    ingress.add_argument("--port", type=int, help="TCP port (default: INGRESS_PORT, 8080)")
     sub.add_parser("worker", help="run the Faust worker")
     return parser
 
@@ -114,26 +139,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail(str(exc))
     configure_logging(settings.log_level, settings.log_format)
     try:
-        if args.command == "migrate":
-            return asyncio.run(_migrate(settings))
-        if args.command == "topics":
-            return asyncio.run(_topics_create(settings))
-        if args.command == "dlq":
-            return asyncio.run(dlq_cli.run(settings, args))
-        if args.command in ("apps", "channels", "locations"):
-            return asyncio.run(credentials_cli.run(settings, args))
-        if args.command == "ingress":
-            return _run_ingress(settings, args.host, args.port)
-        from agents.worker import run_worker  # the CLI is the one place that reaches into agents
-
-        run_worker(settings)
-        return 0
-    except CliError as exc:
+        return _dispatch(settings, args)
+    except (CliError, DependencyError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         return 130
     except (MigrationError, TopicMismatch) as exc:
         _fail(str(exc), status=1)
+
+
+def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the command `args` names."""
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "topics":
+        return asyncio.run(_topics_create(settings))
+    if args.command == "dlq":
+        return asyncio.run(dlq_cli.run(settings, args))
+    if args.command in ("apps", "channels", "locations"):
+        return asyncio.run(credentials_cli.run(settings, args))
+    if args.command == "ingress":
+        return _run_ingress(settings, args.host, args.port)
+    from agents.worker import run_worker  # the CLI is the one place that reaches into agents
+
+    run_worker(settings)
+    return 0
 
 
 if __name__ == "__main__":

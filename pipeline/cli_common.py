@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from pipeline.errors import DependencyError
 from pipeline.postgres import create_pool
 from pipeline.settings import Settings
 
@@ -18,11 +19,8 @@ async def with_db(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable
     """Run `action` with a pool; an unreachable database is a CliError naming it."""
     try:
         pool = await create_pool(settings)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        raise CliError(
-            f"cannot reach Postgres at {settings.database_url_masked} ({exc}); "
-            "is it running (`make services`)?"
-        ) from None
+    except DependencyError as exc:
+        raise CliError(str(exc)) from None
     try:
         return await action(pool)
     finally:

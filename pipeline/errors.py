@@ -36,6 +36,20 @@ class EnvelopeError(InvalidPayload):
     code = "invalid_envelope"
 
 
+class DependencyError(PipelineError):
+    """Postgres or Kafka could not be reached or refused us; the text names the setting to fix.
+
+    Transient (a server still starting) or not (a wrong password, a missing database), as
+    the failure under it.
+    """
+
+    code = "dependency_unavailable"
+
+    def __init__(self, message: str, *, cause: BaseException) -> None:
+        super().__init__(message)
+        self.retriable = is_transient(cause)
+
+
 # Connection-level failures (Postgres down, restarting, out of connections) and transaction
 # rollbacks (deadlock, serialization failure) that succeed when tried again.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")

@@ -220,6 +220,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: Kafka answers a metadata request within two seconds."""
     producer = request.app[RESOURCES].producer
+    if not producer.connected:
+        return _error(503, "not_ready", "kafka unreachable")
     if not producer.healthy:
         return _error(503, "not_ready", "replacing a Kafka producer that could not recover")
     try:
@@ -244,7 +246,9 @@ def create_web_app(settings: Settings, resources: Resources | None = None) -> we
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned = resources is None
-        res = await open_resources(settings) if resources is None else resources
+        res = (
+            await open_resources(settings, wait_for_kafka=False) if resources is None else resources
+        )
         app[RESOURCES] = res
         app[CHANNELS] = ChannelCache(ChannelStore(res.pool), settings.channel_cache_ttl_s)
         yield

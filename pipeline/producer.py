@@ -5,6 +5,9 @@ already hold idempotence sequence numbers without sending them; from then on the
 every batch with OutOfOrderSequenceNumber and aiokafka never resets its sequence
 (aio-libs/aiokafka#1017). Seen here: the ingress answered 503 for minutes after Kafka was back
 and the worker's publishes retried forever. A new producer gets a new producer id and works.
+
+The ingress starts without Kafka (`start(wait=False)`): it answers 503 until the producer
+connects in the background, as it does when Kafka goes away later.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
+    KafkaConnectionError,
     KafkaError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
@@ -49,6 +53,7 @@ class Producer:
         self._inner = factory()
         self._backoff = backoff or Backoff(first_s=0.5, cap_s=10.0)
         self._replacing: asyncio.Task[None] | None = None
+        self._connected = False
         self.replacements = 0
 
     @property
@@ -56,12 +61,32 @@ class Producer:
         return self._inner.client
 
     @property
+    def connected(self) -> bool:
+        """False until a producer reached Kafka once; sends fail fast until then."""
+        return self._connected
+
+    @property
     def healthy(self) -> bool:
         """False while a broken producer is being replaced (readiness reports it)."""
         return self._replacing is None
 
-    async def start(self) -> None:
-        await self._inner.start()
+    async def start(self, *, wait: bool = True) -> None:
+        """Connect to Kafka. With `wait=False` a Kafka that is away is connected to in the
+        background instead of raising; `connected` says when it is done."""
+        try:
+            await self._inner.start()
+        except (KafkaError, OSError) as exc:
+            if wait:
+                raise
+            log.warning(
+                "kafka unreachable at start; connecting in the background",
+                extra={"error": repr(exc)},
+            )
+            with suppress(Exception):
+                await self._inner.stop()
+            self._replacing = asyncio.get_running_loop().create_task(self._replace())
+            return
+        self._connected = True
 
     async def stop(self) -> None:
         if self._replacing is not None:
@@ -78,6 +103,8 @@ class Producer:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[Any]:
         """Enqueue; the returned future resolves when Kafka acknowledged (or failed)."""
+        if not self._connected:
+            raise KafkaConnectionError("not connected to Kafka yet")
         sent: asyncio.Future[Any] = await self._inner.send(topic, value, key=key, headers=headers)
         sent.add_done_callback(self._watch)
         return sent
@@ -114,13 +141,17 @@ class Producer:
                 delay = self._backoff.delay(attempt)
                 attempt += 1
                 log.warning(
-                    "new producer could not start, will retry",
+                    "kafka producer could not start, will retry",
                     extra={"error": repr(exc), "delay_s": round(delay, 2)},
                 )
                 await asyncio.sleep(delay)
         old, self._inner = self._inner, fresh
-        self.replacements += 1
         self._replacing = None
-        log.info("producer replaced", extra={"replacements": self.replacements})
+        if self._connected:
+            self.replacements += 1
+            log.info("producer replaced", extra={"replacements": self.replacements})
+        else:
+            self._connected = True
+            log.info("kafka connected")
         with suppress(Exception):
             await old.stop()

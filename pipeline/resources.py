@@ -33,12 +33,13 @@ class Resources:
                 await self.redis.aclose()
 
 
-async def open_resources(settings: Settings) -> Resources:
-    """Connect to Postgres and Kafka (failing fast if absent); Redis connects on first use."""
+async def open_resources(settings: Settings, *, wait_for_kafka: bool = True) -> Resources:
+    """Connect to Postgres (failing fast if absent) and Kafka (failing fast too, unless
+    `wait_for_kafka` is False: then it connects in the background); Redis on first use."""
     pool = await create_pool(settings)
     producer = create_pipeline_producer(settings)
     try:
-        await producer.start()
+        await producer.start(wait=wait_for_kafka)
     except BaseException:
         await producer.stop()
         await pool.close()

@@ -8,6 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from pipeline.endpoints import (
+    EndpointError,
+    check_bootstrap_servers,
+    check_database_url,
+    check_redis_url,
+    masked,
+)
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
@@ -25,16 +33,6 @@ class Secret:
     __str__ = __repr__
 
 
-def _masked_url(url: str) -> str:
-    """The URL with any password replaced, for logs and CLI output."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-
-
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the ingress, the worker and the CLI need to know about their world."""
@@ -50,6 +48,8 @@ class Settings:
     table_store: str = "memory://"
     table_data_dir: str = ".run/tables"
     worker_web_port: int = 6066
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
     session_timeout_s: float = 30.0
     worker_stall_timeout_s: float = 60.0
     batch_max: int = 500
@@ -70,7 +70,7 @@ class Settings:
 
     @property
     def database_url_masked(self) -> str:
-        return _masked_url(self.database_url.value)
+        return masked(self.database_url.value)
 
     @property
     def retry_tiers(self) -> int:
@@ -102,6 +102,8 @@ _ENV: dict[str, str] = {
     "table_store": "TABLE_STORE",
     "table_data_dir": "TABLE_DATA_DIR",
     "worker_web_port": "WORKER_WEB_PORT",
+    "ingress_host": "INGRESS_HOST",
+    "ingress_port": "INGRESS_PORT",
     "session_timeout_s": "KAFKA_SESSION_TIMEOUT_S",
     "worker_stall_timeout_s": "WORKER_STALL_TIMEOUT_S",
     "batch_max": "SINK_BATCH_MAX",
@@ -118,6 +120,11 @@ _ENV: dict[str, str] = {
 }
 
 ENV_VARS: tuple[str, ...] = tuple(_ENV.values())
+_ENDPOINT_CHECKS = {
+    "kafka_bootstrap_servers": check_bootstrap_servers,
+    "database_url": check_database_url,
+    "redis_url": check_redis_url,
+}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -128,6 +135,8 @@ def _convert(name: str, env: str, raw: str, kind: type) -> Any:
         raise SettingsError(f"{env}={raw!r} is not a valid {kind.__name__}") from None
     if kind in (int, float) and not (math.isfinite(value) and value > 0):
         raise SettingsError(f"{env}={raw!r} must be a finite number greater than zero")
+    if name.endswith("_port") and value > 65535:
+        raise SettingsError(f"{env}={raw!r} is not a TCP port (1 to 65535)")
     if name == "retry_max_attempts" and value > 20:
         raise SettingsError(f"{env}={raw!r} must be at most 20 (one retry topic per attempt)")
     if name == "log_level" and value.upper() not in _LOG_LEVELS:
@@ -149,6 +158,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not raw:
             continue
         kind_name = kinds[name]
+        if name in _ENDPOINT_CHECKS:
+            try:
+                _ENDPOINT_CHECKS[name](var, raw)
+            except EndpointError as exc:
+                raise SettingsError(str(exc)) from None
         if kind_name == "Secret":
             values[name] = Secret(raw)
             continue

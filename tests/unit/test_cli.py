@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import cli, cli_common, credentials_cli
+from pipeline import cli, credentials_cli, postgres
 from pipeline.channels import AppCredential, Channel
 from pipeline.locations import MapResult
 from pipeline.platforms import registry
@@ -95,7 +95,7 @@ def test_settings_error_exits_2_naming_the_variable(
     assert var in err
 
 
-async def _no_postgres(settings: object, **kwargs: object) -> None:
+async def _no_postgres(**kwargs: object) -> None:
     raise ConnectionRefusedError(111, "Connect call failed")
 
 
@@ -103,7 +103,7 @@ def test_unreachable_postgres_is_reported_with_a_masked_url(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter22@db:5432/pipeline")
-    monkeypatch.setattr(cli_common, "create_pool", _no_postgres)
+    monkeypatch.setattr(postgres.asyncpg, "create_pool", _no_postgres)
     code, err = run(capsys, "migrate")
     assert code == 2
     assert "cannot reach Postgres at postgresql://app:***@db:5432/pipeline" in err
@@ -124,7 +124,7 @@ def test_bad_channel_input_is_reported_before_connecting(
     args: tuple[str, ...],
     problem: str,
 ) -> None:
-    monkeypatch.setattr(cli_common, "create_pool", _no_postgres)
+    monkeypatch.setattr(postgres.asyncpg, "create_pool", _no_postgres)
     code, err = run(capsys, "channels", "add", "--platform", "shopify", *args)
     assert code == 2
     assert problem in err
@@ -145,11 +145,11 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """Records every attempt to reach Postgres (each fails as an unreachable database)."""
     calls: list[object] = []
 
-    async def no_postgres(settings: object, **kwargs: object) -> None:
-        calls.append(settings)
+    async def no_postgres(**kwargs: object) -> None:
+        calls.append(kwargs["dsn"])
         raise ConnectionRefusedError(111, "Connect call failed")
 
-    monkeypatch.setattr(cli_common, "create_pool", no_postgres)
+    monkeypatch.setattr(postgres.asyncpg, "create_pool", no_postgres)
     return calls
 
 

@@ -35,6 +35,7 @@ class FakePool:
 
 class FakeProducer:
     healthy = True
+    connected = True
 
     def __init__(self, *, hang: bool = False, error: Exception | None = None) -> None:
         self.hang = hang

@@ -110,6 +110,7 @@ class FakeProducer:
     """
 
     healthy = True
+    connected = True
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 
 from pipeline.producer import Producer
@@ -119,3 +120,23 @@ async def test_not_healthy_while_the_replacement_starts() -> None:
     await settle()
     assert producer.healthy
     assert len(made) == 2
+
+
+async def test_a_kafka_away_at_start_is_connected_to_in_the_background() -> None:
+    producer, made = make((None, KafkaConnectionError()), (None, KafkaConnectionError()))
+    await producer.start(wait=False)
+    assert not producer.connected
+    with pytest.raises(KafkaConnectionError):  # fails fast: the ingress answers 503
+        await producer.send("t", b"early")
+    await settle()
+    assert producer.connected
+    assert producer.healthy
+    assert producer.replacements == 0  # connecting is not a replacement
+    await (await producer.send("t", b"late"))
+    assert [m.sent for m in made] == [[], [], [b"late"]]
+
+
+async def test_waiting_for_kafka_at_start_raises_when_it_is_away() -> None:
+    producer, _ = make((None, KafkaConnectionError()))
+    with pytest.raises(KafkaConnectionError):
+        await producer.start()
