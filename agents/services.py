@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -14,6 +15,8 @@ from pipeline.errors import is_transient
 from pipeline.resources import Resources, open_resources
 from pipeline.retry import Backoff, until_done
 from pipeline.settings import Settings
+
+log = logging.getLogger("agents.services")
 
 
 class ResourcesService(Service):
@@ -56,6 +59,23 @@ def readiness(app: faust.App) -> tuple[bool, str]:
     return True, "ready"
 
 
+class ReadinessLog:
+    """Logs each change of readiness once: "worker ready" (with the partitions it holds) when
+    it can process, "worker not ready" with the reason when it stops being able to."""
+
+    def __init__(self) -> None:
+        self._last: bool | None = None
+
+    def observe(self, ready: bool, detail: str, partitions: int) -> None:
+        if ready == self._last or (self._last is None and not ready):
+            return
+        self._last = ready
+        if ready:
+            log.info("worker ready", extra={"partitions": partitions})
+        else:
+            log.warning("worker not ready", extra={"reason": detail})
+
+
 class HealthService(Service):
     """`/healthz` and `/readyz` on their own port, up before recovery so liveness never waits.
     `/readyz` also counts the supervision alarms raised in this process."""
@@ -74,6 +94,16 @@ class HealthService(Service):
         self._port = port
         self._host = host
         self._runner: web.AppRunner | None = None
+        self._readiness = ReadinessLog()
+
+    @Service.timer(0.5)
+    async def _watch_readiness(self) -> None:
+        try:
+            ready, detail = readiness(self._app)
+            held = len(self._app.consumer.assignment()) if ready else 0
+        except Exception:  # noqa: BLE001 - a consumer between states: ask again next tick
+            return
+        self._readiness.observe(ready, detail, held)
 
     async def on_start(self) -> None:
         web_app = web.Application()

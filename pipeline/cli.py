@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as exc:
         _fail(str(exc))
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, service=args.command)
     try:
         return _dispatch(settings, args)
     except (CliError, DependencyError) as exc:

@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line, with the fields passed as `extra`."""
+"""Structured logging: one JSON object per line, with the fields passed as `extra`, the name
+of the process (`service`) on every line, and third-party chatter kept out unless asked for."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -82,15 +84,66 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Install one stderr handler on the root logger (idempotent)."""
+# Libraries whose INFO lines describe their own machinery (Faust alone logs 76 at start-up).
+LIBRARIES = ("faust", "mode", "aiokafka", "aiohttp")
+
+
+class QuietLibraries(logging.Filter):
+    """Below WARNING, drops what the libraries log and mode's service lifecycle lines
+    ("[^-HealthService]: Starting...") that our own services inherit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name.split(".", 1)[0] in LIBRARIES:
+            return False
+        return not (isinstance(record.msg, str) and record.msg.startswith("[^"))
+
+
+class ClientErrors(logging.Filter):
+    """aiohttp logs a request it cannot parse (an over-long URL, a broken header) as an ERROR
+    with a traceback; it is the client's mistake, answered 400: one WARNING line says so."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "aiohttp.server" and record.exc_info:
+            exc = record.exc_info[1]
+            if isinstance(exc, HttpProcessingError):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg, record.args = "malformed HTTP request refused", None
+                record.status = exc.code
+                record.error = (exc.message or type(exc).__name__)[:200]
+                record.exc_info = record.exc_text = None
+        return True
+
+
+class ServiceName(logging.Filter):
+    """Names the process on every line, so interleaved ingress and worker logs stay apart."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self._service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self._service
+        return True
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "pipeline") -> None:
+    """Install one stderr handler on the root logger (idempotent). At DEBUG the libraries'
+    own lines come through too."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            TextFormatter("%(asctime)s %(levelname)s %(service)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    handler.addFilter(ServiceName(service))
+    handler.addFilter(ClientErrors())
     handler.addFilter(RepeatFilter("aiokafka"))
+    if root.level > logging.DEBUG:
+        handler.addFilter(QuietLibraries())
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))

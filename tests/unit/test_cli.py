@@ -21,7 +21,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     # The CLI installs its own root handler; keep pytest's logging intact.
-    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt: None)
+    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt, service: None)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
