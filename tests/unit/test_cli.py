@@ -293,7 +293,25 @@ APP_ADD = ("apps", "add", "--app-key", "123456", "--secret", "app-secret-1234")
         ),
         (
             ("channels", "rotate", "--platform", "shopify", "--shop", "bad shop!", "--finish"),
-            "--shop 'bad shop!' is not a shopify shop id (the shop's myshopify.com domain",
+            "--shop 'bad shop!' is not a shopify shop id (the shop's <name>.myshopify.com domain",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "shopify"),
+                *("--shop", "not-a-shop", "--secret", "s" * 12),
+            ),
+            "--shop 'not-a-shop' is not a shopify shop id (the shop's <name>.myshopify.com domain",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "shopify"),
+                *("--shop", "https://shop.example.com", "--secret", "s" * 12),
+            ),
+            "--shop 'https://shop.example.com' is not a shopify shop id",
+        ),
+        (
+            ("channels", "remove", "--platform", "shopify", "--shop", "shop.example.com"),
+            "--shop 'shop.example.com' is not a shopify shop id",
         ),
         (
             ("channels", "remove", "--platform", "tiktok", "--shop", "not/a/shop"),
@@ -512,6 +530,21 @@ def test_woocommerce_shop_is_normalised_like_the_adapter(
     )
     assert [c.shop_id for c in store.channels] == [stored]
     assert out == f"saved woocommerce {stored}\n"
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize(
+    "typed",
+    ["Demo.myshopify.com", "https://demo.myshopify.com/", "http://DEMO.myshopify.com/admin"],
+)
+def test_shopify_shop_is_stored_as_its_myshopify_domain(
+    capsys: pytest.CaptureFixture[str], store: FakeStore, typed: str
+) -> None:
+    out = main_ok(
+        capsys, "channels", "add", "--platform", "shopify", "--shop", typed, "--secret", "s" * 12
+    )
+    assert [c.shop_id for c in store.channels] == ["demo.myshopify.com"]
+    assert out == "saved shopify demo.myshopify.com\n"
 
 
 @pytest.mark.usefixtures("platforms")
