@@ -213,16 +213,18 @@ async def _apps(settings: Settings, args: argparse.Namespace) -> int:
 
         return await with_db(settings, remove)
 
+    return await _rotate_app(settings, platform, key, args)
+
+
+async def _rotate_app(settings: Settings, platform: str, key: str, args: argparse.Namespace) -> int:
     new = None if args.finish else _secret(args.secret)
+    command = f"pipeline apps rotate --platform {platform} --app-key {key}"
 
     async def rotate(pool: asyncpg.Pool) -> int:
         store = ChannelStore(pool)
         if not await store.rotate_app(platform, key, new):
             await _find_app(store, platform, key)
-            raise CliError(
-                f"a rotation of {platform} app {key} is under way; finish it first with "
-                f"`pipeline apps rotate --platform {platform} --app-key {key} --finish`"
-            )
+            raise CliError(_rotation_refused(f"{platform} app {key}", command, new is None))
         if new is None:
             print(f"{platform} app {key}: rotation finished, only the current secret verifies")
         else:
@@ -233,6 +235,13 @@ async def _apps(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return await with_db(settings, rotate)
+
+
+def _rotation_refused(what: str, command: str, finishing: bool) -> str:
+    """Why a rotation step changed nothing, and the command that would."""
+    if finishing:
+        return f"no rotation of {what} is under way; start one with `{command} --secret -`"
+    return f"a rotation of {what} is under way; finish it first with `{command} --finish`"
 
 
 async def _find_app(store: ChannelStore, platform: str, key: str) -> AppCredential:
@@ -329,16 +338,14 @@ async def _rotate_channel(
             f"`pipeline apps rotate --platform {platform} --app-key KEY`"
         )
     new = None if args.finish else _secret(args.secret)
+    command = f"pipeline channels rotate --platform {platform} --shop {shop}"
 
     async def rotate(pool: asyncpg.Pool) -> int:
         store = ChannelStore(pool)
         if not await store.rotate(platform, shop, new):
             if await store.get(platform, shop) is None:
                 raise CliError(f"no {platform} channel for shop {shop}")
-            raise CliError(
-                f"a rotation of {platform} shop {shop} is under way; finish it first with "
-                f"`pipeline channels rotate --platform {platform} --shop {shop} --finish`"
-            )
+            raise CliError(_rotation_refused(f"{platform} shop {shop}", command, new is None))
         if new is None:
             print(f"{platform} {shop}: rotation finished, only the current secret verifies")
         else:
