@@ -9,6 +9,7 @@ secret; app-scope platforms (Shopee, Lazada, TikTok Shop) sign every shop with o
 from __future__ import annotations
 
 import argparse
+import getpass
 import re
 import sys
 from typing import Any
@@ -46,12 +47,30 @@ def _shop(platform: str, text: str) -> str:
 
 
 def _secret(text: str, flag: str = "--secret") -> Secret:
-    value = sys.stdin.readline().strip() if text == "-" else text
+    """The secret given, or read from standard input for '-' (prompted, unechoed, on a
+    terminal); a CliError when it is empty or too short."""
+    if text != "-":
+        if len(text) < _MIN_SECRET:
+            raise CliError(
+                f"{flag} must be at least {_MIN_SECRET} characters (use '-' to read it from stdin)"
+            )
+        return Secret(text)
+    value = _read_stdin_secret(flag).strip()
+    if not value:
+        raise CliError(f"{flag} -: the secret read from standard input was empty")
     if len(value) < _MIN_SECRET:
         raise CliError(
-            f"{flag} must be at least {_MIN_SECRET} characters (use '-' to read it from stdin)"
+            f"{flag} -: the secret read from standard input is shorter than {_MIN_SECRET} "
+            "characters"
         )
     return Secret(value)
+
+
+def _read_stdin_secret(flag: str) -> str:
+    # A terminal gets a prompt instead of a silent wait, and the secret is not echoed.
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{flag.removeprefix('--')}: ")
+    return sys.stdin.readline()
 
 
 def _app_key(text: str) -> str:

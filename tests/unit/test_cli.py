@@ -367,7 +367,75 @@ def test_secret_from_stdin_is_checked_too(
     err = refused(
         capsys, connects, "apps", "add", "--platform", "lazada", "--app-key", "k1", "--secret", "-"
     )
-    assert "--secret must be at least 8 characters (use '-' to read it from stdin)" in err
+    assert err == (
+        "pipeline: error: --secret -: the secret read from standard input is shorter than 8 "
+        "characters\n"
+    )
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize("given", ["", "\n", "  \n"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("apps", "add", "--platform", "lazada", "--app-key", "k1", "--secret", "-"),
+        ("channels", "add", "--platform", "shopify", "--shop", "a.myshopify.com", "--secret", "-"),
+        (
+            "channels",
+            "rotate",
+            "--platform",
+            "shopify",
+            "--shop",
+            "a.myshopify.com",
+            "--secret",
+            "-",
+        ),
+    ],
+)
+def test_an_empty_secret_on_stdin_is_named_as_such(
+    capsys: pytest.CaptureFixture[str],
+    connects: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+    given: str,
+    argv: tuple[str, ...],
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(given))
+    err = refused(capsys, connects, *argv)
+    assert err == "pipeline: error: --secret -: the secret read from standard input was empty\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.usefixtures("platforms")
+def test_a_secret_on_a_terminal_is_prompted_for_without_echo(
+    capsys: pytest.CaptureFixture[str], store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return "typed-secret-1234"
+
+    monkeypatch.setattr("sys.stdin", _Terminal(""))
+    monkeypatch.setattr(credentials_cli.getpass, "getpass", getpass)
+    main_ok(
+        capsys,
+        "channels",
+        "add",
+        "--platform",
+        "shopify",
+        "--shop",
+        "a.myshopify.com",
+        "--secret",
+        "-",
+    )
+    assert prompts == ["secret: "]
+    (channel,) = store.channels
+    assert channel.secret is not None
+    assert channel.secret.value == "typed-secret-1234"
 
 
 @pytest.mark.usefixtures("platforms")
