@@ -8,6 +8,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
@@ -65,10 +66,22 @@ def _run_ingress(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
+DISTRIBUTION = "commerce-pipeline"
+
+
+def _version() -> str:
+    """The installed package's version, so `--version` names what is actually running."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed; run `make install`)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline", description="Marketplace webhooks to canonical commerce events."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="apply SQL migrations (safe to repeat)")
     topics = sub.add_parser("topics", help="Kafka topics")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,28 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     with pytest.raises(SystemExit) as info:
         cli.main(list(argv))
     return int(info.value.code or 0), capsys.readouterr().err
+
+
+def test_version_is_the_installed_package_version(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_PARTITIONS", "abc")  # would fail load_settings
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"pipeline {metadata.version('commerce-pipeline')}\n"
+
+
+def test_version_without_package_metadata_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli.metadata, "version", missing)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out == "pipeline unknown (not installed; run `make install`)\n"
 
 
 def test_no_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
