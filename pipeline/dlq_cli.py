@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from pipeline.cli_common import CliError, with_db
 from pipeline.dlq import DeadLetterStore, DlqFilter, replay, replay_payload
 from pipeline.kafka import create_producer, topic_names
+from pipeline.platforms import registry
 from pipeline.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
@@ -48,7 +49,7 @@ def _rate(text: str) -> float:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--platform")
+    parser.add_argument("--platform", choices=sorted(registry.ADAPTERS))
     parser.add_argument("--shop", help="shop id")
     parser.add_argument("--error", help="text in the error class or message")
     parser.add_argument(

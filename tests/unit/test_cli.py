@@ -74,6 +74,27 @@ def test_unknown_platform_choice_exits_2(capsys: pytest.CaptureFixture[str]) -> 
     assert "invalid choice: 'etsy'" in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("dlq", "list", "--platform", "amazon"),
+        ("dlq", "replay", "--platform", "amazon", "--dry-run"),
+        ("dlq", "list", "--platform", "Shopify"),
+    ],
+)
+def test_dlq_refuses_an_unknown_platform_naming_the_known_ones(
+    capsys: pytest.CaptureFixture[str], connects: list[object], argv: tuple[str, ...]
+) -> None:
+    code, err = run(capsys, *argv)
+    assert code == 2
+    assert f"argument --platform: invalid choice: '{argv[3]}'" in err
+    known = err.partition("(choose from ")[2]
+    assert [name.strip("' ") for name in known.rstrip(")\n").split(",")] == sorted(
+        registry.ADAPTERS
+    )
+    assert connects == []
+
+
 def test_missing_shop_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(capsys, "channels", "add", "--platform", "shopify", "--secret", "12345678")
     assert code == 2
