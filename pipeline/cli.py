@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_worker(settings)
         return 0
     except CliError as exc:
-        _fail(str(exc))
+        _fail(str(exc), exc.status)
     except KeyboardInterrupt:
         return 130
     except (MigrationError, TopicMismatch) as exc:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from pipeline.channels import AppCredential, Channel, ChannelStore, mask
-from pipeline.cli_common import CliError, with_db
+from pipeline.cli_common import CliError, shop_arg, with_db
 from pipeline.locations import LocationStore
 from pipeline.platforms import registry
 from pipeline.settings import Secret, Settings
@@ -34,16 +34,6 @@ _MIN_SECRET = 8
 
 def _scope(platform: str) -> str:
     return registry.ADAPTERS[platform].credential_scope
-
-
-def _shop(platform: str, text: str) -> str:
-    """The shop id as the ingress will see it (the adapter's own rule), or a CliError saying
-    what the platform expects."""
-    adapter = registry.ADAPTERS[platform]
-    shop = adapter.canonical_shop(text)
-    if shop is None:
-        raise CliError(f"--shop {text!r} is not a {platform} shop id ({adapter.shop_hint})")
-    return shop
 
 
 def _secret(text: str, flag: str = "--secret") -> Secret:
@@ -289,7 +279,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
         return await with_db(settings, _list_channels)
     platform = args.platform
-    shop = _shop(platform, args.shop)
+    shop = shop_arg(platform, args.shop)
     if args.action == "remove":
         return await _remove_channel(settings, platform, shop)
     if args.action == "rotate":
@@ -406,7 +396,7 @@ async def _locations(settings: Settings, args: argparse.Namespace) -> int:
         return await with_db(settings, listing)
 
     platform = args.platform
-    shop = _shop(platform, args.shop)
+    shop = shop_arg(platform, args.shop)
     location = _location(args.location)
     code = args.warehouse.strip()
     if not _WAREHOUSE_RE.match(code):

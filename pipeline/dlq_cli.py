@@ -13,7 +13,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from pipeline import envelope as envelopes
-from pipeline.cli_common import CliError, with_db
+from pipeline.cli_common import CliError, one_line, with_db
 from pipeline.dlq import DeadLetterStore, DlqFilter, replay, replay_payload
 from pipeline.errors import EnvelopeError
 from pipeline.kafka import create_producer, topic_names
@@ -108,20 +108,13 @@ _HEADER = (
 )
 
 
-def one_line(text: str, width: int = MESSAGE_WIDTH) -> str:
-    """`text` on one line of at most `width` characters: white space runs become one space,
-    other control characters '?', and what does not fit is cut, ending in '...'."""
-    flat = " ".join("".join(c if c.isprintable() else "?" for c in part) for part in text.split())
-    return flat if len(flat) <= width else flat[: width - 3].rstrip() + "..."
-
-
 def _line(row: asyncpg.Record) -> str:
     where = f"{row['source_topic']}[{row['source_partition']}]@{row['source_offset']}"
     replayed = row["replayed_at"].isoformat(timespec="seconds") if row["replayed_at"] else "-"
     return (
         f"{row['id']:<8} {row['created_at'].isoformat(timespec='seconds'):<26} "
         f"{row['platform'] or '-':<11} {row['shop_id'] or '-':<32} {row['error_class']:<18} "
-        f"{row['attempts']:<8} {replayed:<26} {where:<30} {one_line(row['error'])}"
+        f"{row['attempts']:<8} {replayed:<26} {where:<30} {one_line(row['error'], MESSAGE_WIDTH)}"
     )
 
 

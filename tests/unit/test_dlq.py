@@ -12,9 +12,9 @@ from unittest.mock import patch
 import pytest
 
 from pipeline import envelope as envelopes
-from pipeline.cli_common import CliError
+from pipeline.cli_common import CliError, one_line
 from pipeline.dlq import DlqFilter, replay, replay_payload
-from pipeline.dlq_cli import MESSAGE_WIDTH, _rate, _when, envelope_fields, one_line, webhook_body
+from pipeline.dlq_cli import MESSAGE_WIDTH, _rate, _when, envelope_fields, webhook_body
 from tests.unit.factories import envelope
 
 
@@ -134,9 +134,9 @@ async def test_the_rate_cap_paces_the_replay() -> None:
     ],
 )
 def test_an_error_message_is_shown_on_one_short_line(text: str, shown: str) -> None:
-    assert one_line(text) == shown
-    assert len(one_line(text)) <= MESSAGE_WIDTH
-    assert "\n" not in one_line(text)
+    assert one_line(text, MESSAGE_WIDTH) == shown
+    assert len(one_line(text, MESSAGE_WIDTH)) <= MESSAGE_WIDTH
+    assert "\n" not in one_line(text, MESSAGE_WIDTH)
 
 
 def test_the_envelope_is_shown_without_its_body() -> None:
