@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
@@ -114,39 +115,57 @@ def _export_schemas(out: Path | None) -> int:
     return 0
 
 
+# Commands that are one coroutine given the settings and the parsed arguments.
+_ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "dlq": dlq_cli.run,
+    "apps": credentials_cli.run,
+    "channels": credentials_cli.run,
+    "locations": credentials_cli.run,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "schemas":  # needs neither settings nor services
-        try:
-            return _export_schemas(args.out)
-        except CliError as exc:
-            _fail(str(exc))
     try:
-        settings = load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        if args.command == "migrate":
-            return asyncio.run(_migrate(settings))
-        if args.command == "topics":
-            return asyncio.run(_topics_create(settings))
-        if args.command == "dlq":
-            return asyncio.run(dlq_cli.run(settings, args))
-        if args.command in ("apps", "channels", "locations"):
-            return asyncio.run(credentials_cli.run(settings, args))
-        if args.command == "ingress":
-            return _run_ingress(settings, args.host, args.port)
-        from agents.worker import run_worker  # the CLI is the one place that reaches into agents
-
-        run_worker(settings)
-        return 0
+        return _run(args)
     except CliError as exc:
         _fail(str(exc), exc.status)
     except KeyboardInterrupt:
         return 130
     except (MigrationError, TopicMismatch) as exc:
         _fail(str(exc), status=1)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "schemas":  # needs neither settings nor services
+        return _export_schemas(args.out)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "topics":
+        return asyncio.run(_topics_create(settings))
+    if args.command in _ASYNC_COMMANDS:
+        return asyncio.run(_ASYNC_COMMANDS[args.command](settings, args))
+    if args.command == "ingress":
+        return _run_ingress(settings, args.host, args.port)
+    from agents.worker import run_worker  # the CLI is the one place that reaches into agents
+
+    run_worker(settings)
+    return 0
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`pipeline dlq list | head`): stop quietly, as other commands do,
+    instead of a traceback; stdout is pointed at /dev/null so the final flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
 
 
 if __name__ == "__main__":

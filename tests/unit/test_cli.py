@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -760,3 +762,26 @@ def test_schemas_export_to_an_unwritable_place_is_one_error_line(
     code, err = run(capsys, "schemas", "export", "--out", str(blocker / "sub"))
     assert code == 2
     assert err.startswith(f"pipeline: error: cannot write schemas to {blocker / 'sub'}")
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly() -> None:
+    """`pipeline dlq list | head`: no BrokenPipeError traceback once head has had enough."""
+    script = (
+        "from pipeline import cli\n"
+        "def export(out):\n"
+        "    for _ in range(100_000):\n"
+        "        print('x' * 100)\n"
+        "    return 0\n"
+        "cli._export_schemas = export\n"
+        "raise SystemExit(cli.main(['schemas', 'export']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.read(10) == b"x" * 10
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""
