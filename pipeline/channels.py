@@ -42,7 +42,7 @@ RETURNING id
 """
 FINISH_CHANNEL_ROTATION = """
 UPDATE channels SET previous_secret = NULL, updated_at = now()
-WHERE platform = $1 AND shop_id = $2 AND secret IS NOT NULL
+WHERE platform = $1 AND shop_id = $2 AND secret IS NOT NULL AND previous_secret IS NOT NULL
 RETURNING id
 """
 
@@ -72,7 +72,7 @@ RETURNING platform
 """
 FINISH_APP_ROTATION = """
 UPDATE app_credentials SET previous_secret = NULL, updated_at = now()
-WHERE platform = $1 AND app_key = $2
+WHERE platform = $1 AND app_key = $2 AND previous_secret IS NOT NULL
 RETURNING platform
 """
 
@@ -180,8 +180,9 @@ class ChannelStore:
 
     async def rotate(self, platform: str, shop_id: str, new_secret: Secret | None) -> bool:
         """Start a rotation (the current secret stays valid beside `new_secret`), or finish one
-        (`new_secret` None: only the current secret stays). False when no such shop secret, or
-        when starting one while another is under way (it would drop a secret still in use)."""
+        (`new_secret` None: only the current secret stays). False when no such shop secret, when
+        finishing one that is not under way, or when starting one while another is under way
+        (it would drop a secret still in use)."""
         if new_secret is None:
             row = await self._pool.fetchrow(FINISH_CHANNEL_ROTATION, platform, shop_id)
         else:
@@ -215,7 +216,8 @@ class ChannelStore:
         return await self._pool.fetchrow(DELETE_APP, platform, app_key) is not None
 
     async def rotate_app(self, platform: str, app_key: str, new_secret: Secret | None) -> bool:
-        """As `rotate`, for an app's secret: False when no such app or one is under way."""
+        """As `rotate`, for an app's secret: False when no such app, when finishing a rotation
+        that is not under way, or when starting one while another is."""
         if new_secret is None:
             row = await self._pool.fetchrow(FINISH_APP_ROTATION, platform, app_key)
         else:

@@ -1,5 +1,5 @@
-"""The `pipeline` command: migrate, topics, apps, channels, locations, dlq, schemas, ingress,
-worker."""
+"""The `pipeline` command: migrate, topics, apps, channels, locations, dlq, orders, schemas,
+ingress, worker."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import argparse
 import asyncio
 import errno
 import json
+import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from pipeline import credentials_cli, dlq_cli
+from pipeline import credentials_cli, dlq_cli, orders_cli
 from pipeline.cli_common import CliError, with_db
 from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
@@ -90,10 +92,22 @@ def _listen_error(host: str, port: int, exc: OSError) -> str:
     return f"{where}: {exc.strerror or exc}; check --host or INGRESS_HOST"
 
 
+DISTRIBUTION = "commerce-pipeline"
+
+
+def _version() -> str:
+    """The installed package's version, so `--version` names what is actually running."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed; run `make install`)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline", description="Marketplace webhooks to canonical commerce events."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="apply SQL migrations (safe to repeat)")
     topics = sub.add_parser("topics", help="Kafka topics")
@@ -101,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     credentials_cli.add_parsers(sub)
     dlq_cli.add_parser(sub)
+    orders_cli.add_parser(sub)
     schemas = sub.add_parser("schemas", help="JSON Schemas of the canonical events")
     schemas.add_argument("action", choices=["export"], help="write or print every event's schema")
     schemas.add_argument("--out", type=Path, help="directory for one <schema>.json per record")
@@ -126,44 +141,60 @@ def _export_schemas(out: Path | None) -> int:
     return 0
 
 
+# Commands that are one coroutine given the settings and the parsed arguments.
+_ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "dlq": dlq_cli.run,
+    "orders": orders_cli.run,
+    "apps": credentials_cli.run,
+    "channels": credentials_cli.run,
+    "locations": credentials_cli.run,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "schemas":  # needs neither settings nor services
-        try:
-            return _export_schemas(args.out)
-        except CliError as exc:
-            _fail(str(exc))
     try:
-        settings = load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-    configure_logging(settings.log_level, settings.log_format, service=args.command)
-    try:
-        return _dispatch(settings, args)
-    except (CliError, DependencyError) as exc:
+        return _run(args)
+    except CliError as exc:
+        _fail(str(exc), exc.status)
+    except DependencyError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         return 130
     except (MigrationError, TopicMismatch) as exc:
         _fail(str(exc), status=1)
+    except BrokenPipeError:
+        return _stdout_closed()
 
 
-def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the command `args` names."""
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "schemas":  # needs neither settings nor services
+        return _export_schemas(args.out)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    configure_logging(settings.log_level, settings.log_format, service=args.command)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "topics":
         return asyncio.run(_topics_create(settings))
-    if args.command == "dlq":
-        return asyncio.run(dlq_cli.run(settings, args))
-    if args.command in ("apps", "channels", "locations"):
-        return asyncio.run(credentials_cli.run(settings, args))
+    if args.command in _ASYNC_COMMANDS:
+        return asyncio.run(_ASYNC_COMMANDS[args.command](settings, args))
     if args.command == "ingress":
         return _run_ingress(settings, args.host, args.port)
     from agents.worker import run_worker  # the CLI is the one place that reaches into agents
 
     run_worker(settings)
     return 0
+
+
+def _stdout_closed() -> int:
+    """The reader went away (`pipeline dlq list | head`): stop quietly, as other commands do,
+    instead of a traceback; stdout is pointed at /dev/null so the final flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe stopped
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What every CLI command shares: the user-facing error and a database connection."""
+"""What every CLI command shares: the user-facing error, shop ids, one-line text and a
+database connection."""
 
 from __future__ import annotations
 
@@ -7,12 +8,35 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from pipeline.errors import DependencyError
+from pipeline.platforms import registry
 from pipeline.postgres import create_pool
 from pipeline.settings import Settings
 
 
 class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
+    """A problem the user can fix; printed as one line, exit status 2 unless `status` says
+    otherwise (1 for something asked for that is not there)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def shop_arg(platform: str, text: str) -> str:
+    """The shop id as the ingress will see it (the adapter's own rule), or a CliError saying
+    what the platform expects."""
+    adapter = registry.ADAPTERS[platform]
+    shop = adapter.canonical_shop(text)
+    if shop is None:
+        raise CliError(f"--shop {text!r} is not a {platform} shop id ({adapter.shop_hint})")
+    return shop
+
+
+def one_line(text: str, width: int) -> str:
+    """`text` on one line of at most `width` characters: white space runs become one space,
+    other control characters '?', and what does not fit is cut, ending in '...'."""
+    flat = " ".join("".join(c if c.isprintable() else "?" for c in part) for part in text.split())
+    return flat if len(flat) <= width else flat[: width - 3].rstrip() + "..."
 
 
 async def with_db(settings: Settings, action: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:

@@ -9,6 +9,7 @@ secret; app-scope platforms (Shopee, Lazada, TikTok Shop) sign every shop with o
 from __future__ import annotations
 
 import argparse
+import getpass
 import re
 import sys
 from typing import Any
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from pipeline.channels import AppCredential, Channel, ChannelStore, mask
-from pipeline.cli_common import CliError, with_db
+from pipeline.cli_common import CliError, shop_arg, with_db
 from pipeline.locations import LocationStore
 from pipeline.platforms import registry
 from pipeline.settings import Secret, Settings
@@ -35,23 +36,31 @@ def _scope(platform: str) -> str:
     return registry.ADAPTERS[platform].credential_scope
 
 
-def _shop(platform: str, text: str) -> str:
-    """The shop id as the ingress will see it (the adapter's own rule), or a CliError saying
-    what the platform expects."""
-    adapter = registry.ADAPTERS[platform]
-    shop = adapter.canonical_shop(text)
-    if shop is None:
-        raise CliError(f"--shop {text!r} is not a {platform} shop id ({adapter.shop_hint})")
-    return shop
-
-
 def _secret(text: str, flag: str = "--secret") -> Secret:
-    value = sys.stdin.readline().strip() if text == "-" else text
+    """The secret given, or read from standard input for '-' (prompted, unechoed, on a
+    terminal); a CliError when it is empty or too short."""
+    if text != "-":
+        if len(text) < _MIN_SECRET:
+            raise CliError(
+                f"{flag} must be at least {_MIN_SECRET} characters (use '-' to read it from stdin)"
+            )
+        return Secret(text)
+    value = _read_stdin_secret(flag).strip()
+    if not value:
+        raise CliError(f"{flag} -: the secret read from standard input was empty")
     if len(value) < _MIN_SECRET:
         raise CliError(
-            f"{flag} must be at least {_MIN_SECRET} characters (use '-' to read it from stdin)"
+            f"{flag} -: the secret read from standard input is shorter than {_MIN_SECRET} "
+            "characters"
         )
     return Secret(value)
+
+
+def _read_stdin_secret(flag: str) -> str:
+    # A terminal gets a prompt instead of a silent wait, and the secret is not echoed.
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{flag.removeprefix('--')}: ")
+    return sys.stdin.readline()
 
 
 def _app_key(text: str) -> str:
@@ -213,16 +222,18 @@ async def _apps(settings: Settings, args: argparse.Namespace) -> int:
 
         return await with_db(settings, remove)
 
+    return await _rotate_app(settings, platform, key, args)
+
+
+async def _rotate_app(settings: Settings, platform: str, key: str, args: argparse.Namespace) -> int:
     new = None if args.finish else _secret(args.secret)
+    command = f"pipeline apps rotate --platform {platform} --app-key {key}"
 
     async def rotate(pool: asyncpg.Pool) -> int:
         store = ChannelStore(pool)
         if not await store.rotate_app(platform, key, new):
             await _find_app(store, platform, key)
-            raise CliError(
-                f"a rotation of {platform} app {key} is under way; finish it first with "
-                f"`pipeline apps rotate --platform {platform} --app-key {key} --finish`"
-            )
+            raise CliError(_rotation_refused(f"{platform} app {key}", command, new is None))
         if new is None:
             print(f"{platform} app {key}: rotation finished, only the current secret verifies")
         else:
@@ -233,6 +244,13 @@ async def _apps(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return await with_db(settings, rotate)
+
+
+def _rotation_refused(what: str, command: str, finishing: bool) -> str:
+    """Why a rotation step changed nothing, and the command that would."""
+    if finishing:
+        return f"no rotation of {what} is under way; start one with `{command} --secret -`"
+    return f"a rotation of {what} is under way; finish it first with `{command} --finish`"
 
 
 async def _find_app(store: ChannelStore, platform: str, key: str) -> AppCredential:
@@ -261,7 +279,7 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "list":
         return await with_db(settings, _list_channels)
     platform = args.platform
-    shop = _shop(platform, args.shop)
+    shop = shop_arg(platform, args.shop)
     if args.action == "remove":
         return await _remove_channel(settings, platform, shop)
     if args.action == "rotate":
@@ -329,16 +347,14 @@ async def _rotate_channel(
             f"`pipeline apps rotate --platform {platform} --app-key KEY`"
         )
     new = None if args.finish else _secret(args.secret)
+    command = f"pipeline channels rotate --platform {platform} --shop {shop}"
 
     async def rotate(pool: asyncpg.Pool) -> int:
         store = ChannelStore(pool)
         if not await store.rotate(platform, shop, new):
             if await store.get(platform, shop) is None:
                 raise CliError(f"no {platform} channel for shop {shop}")
-            raise CliError(
-                f"a rotation of {platform} shop {shop} is under way; finish it first with "
-                f"`pipeline channels rotate --platform {platform} --shop {shop} --finish`"
-            )
+            raise CliError(_rotation_refused(f"{platform} shop {shop}", command, new is None))
         if new is None:
             print(f"{platform} {shop}: rotation finished, only the current secret verifies")
         else:
@@ -380,7 +396,7 @@ async def _locations(settings: Settings, args: argparse.Namespace) -> int:
         return await with_db(settings, listing)
 
     platform = args.platform
-    shop = _shop(platform, args.shop)
+    shop = shop_arg(platform, args.shop)
     location = _location(args.location)
     code = args.warehouse.strip()
     if not _WAREHOUSE_RE.match(code):

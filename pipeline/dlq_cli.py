@@ -12,9 +12,12 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from pipeline.cli_common import CliError, with_db
+from pipeline import envelope as envelopes
+from pipeline.cli_common import CliError, one_line, with_db
 from pipeline.dlq import DeadLetterStore, DlqFilter, replay, replay_payload
+from pipeline.errors import EnvelopeError
 from pipeline.kafka import create_producer, topic_names
+from pipeline.platforms import registry
 from pipeline.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
@@ -48,7 +51,7 @@ def _rate(text: str) -> float:
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--platform")
+    parser.add_argument("--platform", choices=sorted(registry.ADAPTERS))
     parser.add_argument("--shop", help="shop id")
     parser.add_argument("--error", help="text in the error class or message")
     parser.add_argument(
@@ -64,9 +67,19 @@ def add_parser(sub: Any) -> None:
     listing = actions.add_parser("list", help="list dead letters, oldest first")
     _filters(listing)
     listing.add_argument("--limit", type=int, default=50)
-    show = actions.add_parser("show", help="everything about one dead letter")
+    show = actions.add_parser("show", help="everything about one dead letter but its body")
     show.add_argument("id", type=int)
-    show.add_argument("--body", action="store_true", help="print the raw body too (may hold PII)")
+    output = show.add_mutually_exclusive_group()
+    output.add_argument(
+        "--body",
+        action="store_true",
+        help="print only the webhook body, byte for byte as the marketplace sent it (may hold PII)",
+    )
+    output.add_argument(
+        "--raw",
+        action="store_true",
+        help="print only the message as stored: the envelope around the body (may hold PII)",
+    )
     again = actions.add_parser("replay", help="send dead letters through the pipeline again")
     _filters(again)
     again.add_argument(
@@ -88,13 +101,20 @@ def _where(args: argparse.Namespace) -> DlqFilter:
     )
 
 
+MESSAGE_WIDTH = 80
+_HEADER = (
+    f"{'ID':<8} {'DEAD-LETTERED':<26} {'PLATFORM':<11} {'SHOP':<32} {'ERROR':<18} "
+    f"{'ATTEMPTS':<8} {'REPLAYED':<26} {'SOURCE':<30} MESSAGE"
+)
+
+
 def _line(row: asyncpg.Record) -> str:
     where = f"{row['source_topic']}[{row['source_partition']}]@{row['source_offset']}"
     replayed = row["replayed_at"].isoformat(timespec="seconds") if row["replayed_at"] else "-"
     return (
         f"{row['id']:<8} {row['created_at'].isoformat(timespec='seconds'):<26} "
-        f"{row['platform'] or '-':<10} {row['shop_id'] or '-':<32} {row['error_class']:<18} "
-        f"{row['attempts']:<8} {replayed:<26} {where}"
+        f"{row['platform'] or '-':<11} {row['shop_id'] or '-':<32} {row['error_class']:<18} "
+        f"{row['attempts']:<8} {replayed:<26} {where:<30} {one_line(row['error'], MESSAGE_WIDTH)}"
     )
 
 
@@ -105,13 +125,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     async def action(pool: asyncpg.Pool) -> int:
         store = DeadLetterStore(pool)
         if args.action == "show":
-            return await _show(store, args.id, args.body)
+            return await _show(store, args)
         if args.action == "list":
             rows = await store.page(_where(args), limit=args.limit)
-            print(
-                f"{'ID':<8} {'DEAD-LETTERED':<26} {'PLATFORM':<10} {'SHOP':<32} {'ERROR':<18} "
-                f"{'ATTEMPTS':<8} {'REPLAYED':<26} SOURCE"
-            )
+            print(_HEADER)
             for row in rows:
                 print(_line(row))
             return 0
@@ -120,34 +137,83 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     return await with_db(settings, action)
 
 
-async def _show(store: DeadLetterStore, letter_id: int, body: bool) -> int:
-    row = await store.get(letter_id)
+_LETTER_FIELDS = (
+    "id",
+    "platform",
+    "shop_id",
+    "topic",
+    "delivery_id",
+    "error_class",
+    "error",
+    "attempts",
+    "first_failed_at",
+    "last_failed_at",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "created_at",
+    "replayed_at",
+    "replay_count",
+)
+
+
+async def _show(store: DeadLetterStore, args: argparse.Namespace) -> int:
+    row = await store.get(args.id)
     if row is None:
-        raise CliError(f"no dead letter with id {letter_id}")
-    for name in (
-        "id",
-        "platform",
-        "shop_id",
-        "topic",
-        "delivery_id",
-        "error_class",
-        "error",
-        "attempts",
-        "first_failed_at",
-        "last_failed_at",
-        "source_topic",
-        "source_partition",
-        "source_offset",
-        "created_at",
-        "replayed_at",
-        "replay_count",
-    ):
-        print(f"{name + ':':<18} {row[name]}")
+        raise CliError(f"no dead letter with id {args.id}")
     payload = bytes(row["payload"])
-    print(f"{'payload_bytes:':<18} {len(payload)}")
-    if body:
-        print(payload.decode("utf-8", "replace"))
+    if args.raw:
+        _write_exactly(payload)
+    elif args.body:
+        _write_exactly(webhook_body(args.id, payload))
+    else:
+        for name, value in [*((n, row[n]) for n in _LETTER_FIELDS), *envelope_fields(payload)]:
+            # A multi-line value (an error with its context) stays in the value column.
+            print(f"{name + ':':<18} " + str(value).replace("\n", "\n" + " " * 19))
     return 0
+
+
+def webhook_body(letter_id: int, payload: bytes) -> bytes:
+    """The body the marketplace sent, out of a dead letter's envelope; a CliError when the
+    letter is not an envelope (then only `--raw` can show it)."""
+    try:
+        return envelopes.decode(payload).body
+    except EnvelopeError as exc:
+        raise CliError(
+            f"dead letter {letter_id} is not an envelope ({exc}), so it holds no webhook body; "
+            f"`pipeline dlq show {letter_id} --raw` prints it as stored"
+        ) from None
+
+
+def envelope_fields(payload: bytes) -> list[tuple[str, object]]:
+    """What the envelope of a dead letter says besides the body (which may hold PII)."""
+    try:
+        item = envelopes.decode(payload)
+    except EnvelopeError as exc:
+        return [("payload_bytes", len(payload)), ("envelope", f"none ({exc})")]
+    received = datetime.fromtimestamp(item.received_at_ms / 1000, UTC)
+    return [
+        ("payload_bytes", len(payload)),
+        ("received_at", received.isoformat(timespec="milliseconds")),
+        ("entity_key", item.entity_key),
+        ("event_id", item.event_id or "-"),
+        ("api_version", item.api_version or "-"),
+        ("triggered_at", item.triggered_at or "-"),
+        ("malformed", item.malformed),
+        ("attempt", item.attempt),
+        ("replay", item.replay),
+        ("body_bytes", len(item.body)),
+    ]
+
+
+def _write_exactly(data: bytes) -> None:
+    """`data` byte for byte on stdout, so it can be saved and checked (a signature, a diff);
+    a terminal also gets a final newline when `data` lacks one."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    if sys.stdout.isatty() and not data.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.flush()
 
 
 class _Progress:

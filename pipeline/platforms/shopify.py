@@ -6,6 +6,7 @@ import base64
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -56,6 +57,9 @@ ORDER_TOPICS: Final[dict[str, OrderEventType]] = {
 }
 
 _SHOP_RE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{0,253}$")
+# What Shopify names every shop in X-Shopify-Shop-Domain: one DNS label under myshopify.com (a
+# custom domain never appears there, so a channel registered under one would never match).
+_MYSHOPIFY_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.myshopify\.com")
 _TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9._:/-]{1,200}$")
 
 
@@ -91,6 +95,23 @@ def delivery_headers(
     return headers
 
 
+def myshopify_domain(text: str) -> str | None:
+    """The `<name>.myshopify.com` domain an operator typed, bare or as an http(s) URL (its path
+    is dropped), lowercase; None for anything else, such as a bare name or a custom domain."""
+    shop = text.strip().lower()
+    if "://" in shop:
+        try:
+            parts = urlsplit(shop)
+            port = parts.port
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or port is not None or "@" in parts.netloc:
+            return None
+        shop = parts.hostname or ""
+    shop = shop.removesuffix("/")
+    return shop if _MYSHOPIFY_RE.fullmatch(shop) else None
+
+
 def canonical_status(
     financial_status: str | None, fulfillment_status: str | None, cancelled: bool
 ) -> OrderStatus:
@@ -114,11 +135,10 @@ class ShopifyAdapter:
     name: str = NAME
     credential_scope: Literal["shop", "app"] = "shop"
     empty_ack: bool = False
-    shop_hint: str = "the shop's myshopify.com domain, such as demo.myshopify.com"
+    shop_hint: str = "the shop's <name>.myshopify.com domain, such as demo.myshopify.com"
 
     def canonical_shop(self, text: str) -> str | None:
-        shop = text.strip().lower()
-        return shop if _SHOP_RE.match(shop) else None
+        return myshopify_domain(text)
 
     def handshake(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

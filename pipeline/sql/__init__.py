@@ -1,4 +1,4 @@
-"""The sink's SQL, one statement per file, loaded once at import."""
+"""The sink's and the CLI's SQL, one statement per file, loaded once at import."""
 
 from __future__ import annotations
 
@@ -34,3 +34,11 @@ RELEASE_RESERVATIONS = _load("release_reservations")
 CONSUME_RESERVATIONS = _load("consume_reservations")
 RELEASE_CHANGED_LINES = _load("release_changed_lines")
 RESERVE_ORDER_LINES = _load("reserve_order_lines")
+
+# `pipeline orders show`: one order and everything that touched it.
+SELECT_ORDER = _load("select_order")
+SELECT_ORDER_LINES = _load("select_order_lines")
+SELECT_ORDER_RESERVATIONS = _load("select_order_reservations")
+SELECT_ORDER_FULFILLMENTS = _load("select_order_fulfillments")
+SELECT_ORDER_DELIVERIES = _load("select_order_deliveries")
+SELECT_ORDER_EVENTS = _load("select_order_events")

@@ -96,6 +96,10 @@ async def test_app_lifecycle_with_a_channel_and_a_rotation(
     assert after is not None
     assert after.secrets == (new,)
     assert row(ok(settings, "apps", "list"), key)[3] == "no"
+    assert refused(settings, "apps", "rotate", *app, "--finish") == (
+        f"pipeline: error: no rotation of lazada app {key} is under way; start one with "
+        f"`pipeline apps rotate --platform lazada --app-key {key} --secret -`\n"
+    )
 
     assert "apps rotate --platform lazada" in refused(
         settings, "channels", "rotate", "--platform", "lazada", "--shop", shop, "--finish"
@@ -133,6 +137,11 @@ async def test_shop_secret_rotation(base_settings: Settings, pool: asyncpg.Pool)
     old, new = "shop-secret-old-aaaa", "shop-secret-new-bbbb"
     ok(settings, "channels", "add", *where, "--secret", old, "--currency", "eur")
     assert row(ok(settings, "channels", "list"), shop) == ["shopify", shop, "EUR", "no", "****aaaa"]
+    not_rotating = (
+        f"pipeline: error: no rotation of shopify shop {shop} is under way; start one with "
+        f"`pipeline channels rotate --platform shopify --shop {shop} --secret -`\n"
+    )
+    assert refused(settings, "channels", "rotate", *where, "--finish") == not_rotating
 
     assert ok(settings, "channels", "rotate", *where, "--secret", "-", stdin=new + "\n") == (
         f"shopify {shop}: rotating, the old and new secrets both verify until --finish\n"
@@ -152,6 +161,8 @@ async def test_shop_secret_rotation(base_settings: Settings, pool: asyncpg.Pool)
     assert after is not None
     assert after.secrets == (new,)
     assert row(ok(settings, "channels", "list"), shop)[3] == "no"
+    assert refused(settings, "channels", "rotate", *where, "--finish") == not_rotating
+    assert (await store.get("shopify", shop)) == after
 
     gone = ("--platform", "shopify", "--shop", "never-added.myshopify.com")
     assert "no shopify channel for shop never-added.myshopify.com" in refused(

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,28 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return int(info.value.code or 0), capsys.readouterr().err
 
 
+def test_version_is_the_installed_package_version(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_PARTITIONS", "abc")  # would fail load_settings
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"pipeline {metadata.version('commerce-pipeline')}\n"
+
+
+def test_version_without_package_metadata_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli.metadata, "version", missing)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out == "pipeline unknown (not installed; run `make install`)\n"
+
+
 def test_no_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(capsys)
     assert code == 2
@@ -49,6 +74,27 @@ def test_unknown_platform_choice_exits_2(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2
     assert "--platform" in err
     assert "invalid choice: 'etsy'" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("dlq", "list", "--platform", "amazon"),
+        ("dlq", "replay", "--platform", "amazon", "--dry-run"),
+        ("dlq", "list", "--platform", "Shopify"),
+    ],
+)
+def test_dlq_refuses_an_unknown_platform_naming_the_known_ones(
+    capsys: pytest.CaptureFixture[str], connects: list[object], argv: tuple[str, ...]
+) -> None:
+    code, err = run(capsys, *argv)
+    assert code == 2
+    assert f"argument --platform: invalid choice: '{argv[3]}'" in err
+    known = err.partition("(choose from ")[2]
+    assert [name.strip("' ") for name in known.rstrip(")\n").split(",")] == sorted(
+        registry.ADAPTERS
+    )
+    assert connects == []
 
 
 def test_missing_shop_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -293,7 +339,25 @@ APP_ADD = ("apps", "add", "--app-key", "123456", "--secret", "app-secret-1234")
         ),
         (
             ("channels", "rotate", "--platform", "shopify", "--shop", "bad shop!", "--finish"),
-            "--shop 'bad shop!' is not a shopify shop id (the shop's myshopify.com domain",
+            "--shop 'bad shop!' is not a shopify shop id (the shop's <name>.myshopify.com domain",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "shopify"),
+                *("--shop", "not-a-shop", "--secret", "s" * 12),
+            ),
+            "--shop 'not-a-shop' is not a shopify shop id (the shop's <name>.myshopify.com domain",
+        ),
+        (
+            (
+                *("channels", "add", "--platform", "shopify"),
+                *("--shop", "https://shop.example.com", "--secret", "s" * 12),
+            ),
+            "--shop 'https://shop.example.com' is not a shopify shop id",
+        ),
+        (
+            ("channels", "remove", "--platform", "shopify", "--shop", "shop.example.com"),
+            "--shop 'shop.example.com' is not a shopify shop id",
         ),
         (
             ("channels", "remove", "--platform", "tiktok", "--shop", "not/a/shop"),
@@ -349,7 +413,75 @@ def test_secret_from_stdin_is_checked_too(
     err = refused(
         capsys, connects, "apps", "add", "--platform", "lazada", "--app-key", "k1", "--secret", "-"
     )
-    assert "--secret must be at least 8 characters (use '-' to read it from stdin)" in err
+    assert err == (
+        "pipeline: error: --secret -: the secret read from standard input is shorter than 8 "
+        "characters\n"
+    )
+
+
+@pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize("given", ["", "\n", "  \n"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("apps", "add", "--platform", "lazada", "--app-key", "k1", "--secret", "-"),
+        ("channels", "add", "--platform", "shopify", "--shop", "a.myshopify.com", "--secret", "-"),
+        (
+            "channels",
+            "rotate",
+            "--platform",
+            "shopify",
+            "--shop",
+            "a.myshopify.com",
+            "--secret",
+            "-",
+        ),
+    ],
+)
+def test_an_empty_secret_on_stdin_is_named_as_such(
+    capsys: pytest.CaptureFixture[str],
+    connects: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+    given: str,
+    argv: tuple[str, ...],
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(given))
+    err = refused(capsys, connects, *argv)
+    assert err == "pipeline: error: --secret -: the secret read from standard input was empty\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.usefixtures("platforms")
+def test_a_secret_on_a_terminal_is_prompted_for_without_echo(
+    capsys: pytest.CaptureFixture[str], store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return "typed-secret-1234"
+
+    monkeypatch.setattr("sys.stdin", _Terminal(""))
+    monkeypatch.setattr(credentials_cli.getpass, "getpass", getpass)
+    main_ok(
+        capsys,
+        "channels",
+        "add",
+        "--platform",
+        "shopify",
+        "--shop",
+        "a.myshopify.com",
+        "--secret",
+        "-",
+    )
+    assert prompts == ["secret: "]
+    (channel,) = store.channels
+    assert channel.secret is not None
+    assert channel.secret.value == "typed-secret-1234"
 
 
 @pytest.mark.usefixtures("platforms")
@@ -515,6 +647,21 @@ def test_woocommerce_shop_is_normalised_like_the_adapter(
 
 
 @pytest.mark.usefixtures("platforms")
+@pytest.mark.parametrize(
+    "typed",
+    ["Demo.myshopify.com", "https://demo.myshopify.com/", "http://DEMO.myshopify.com/admin"],
+)
+def test_shopify_shop_is_stored_as_its_myshopify_domain(
+    capsys: pytest.CaptureFixture[str], store: FakeStore, typed: str
+) -> None:
+    out = main_ok(
+        capsys, "channels", "add", "--platform", "shopify", "--shop", typed, "--secret", "s" * 12
+    )
+    assert [c.shop_id for c in store.channels] == ["demo.myshopify.com"]
+    assert out == "saved shopify demo.myshopify.com\n"
+
+
+@pytest.mark.usefixtures("platforms")
 def test_app_channel_needs_an_existing_app(
     capsys: pytest.CaptureFixture[str], store: FakeStore
 ) -> None:
@@ -615,3 +762,26 @@ def test_schemas_export_to_an_unwritable_place_is_one_error_line(
     code, err = run(capsys, "schemas", "export", "--out", str(blocker / "sub"))
     assert code == 2
     assert err.startswith(f"pipeline: error: cannot write schemas to {blocker / 'sub'}")
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly() -> None:
+    """`pipeline dlq list | head`: no BrokenPipeError traceback once head has had enough."""
+    script = (
+        "from pipeline import cli\n"
+        "def export(out):\n"
+        "    for _ in range(100_000):\n"
+        "        print('x' * 100)\n"
+        "    return 0\n"
+        "cli._export_schemas = export\n"
+        "raise SystemExit(cli.main(['schemas', 'export']))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.read(10) == b"x" * 10
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert err == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import patch
@@ -11,8 +12,9 @@ from unittest.mock import patch
 import pytest
 
 from pipeline import envelope as envelopes
+from pipeline.cli_common import CliError, one_line
 from pipeline.dlq import DlqFilter, replay, replay_payload
-from pipeline.dlq_cli import _rate, _when
+from pipeline.dlq_cli import MESSAGE_WIDTH, _rate, _when, envelope_fields, webhook_body
 from tests.unit.factories import envelope
 
 
@@ -112,3 +114,59 @@ async def test_the_rate_cap_paces_the_replay() -> None:
         await replay(store, producer, "raw", DlqFilter(), rate_per_s=2, clock=lambda: clock[0])  # type: ignore[arg-type]
     assert clock[0] == pytest.approx(2.0)
     assert len(producer.sent) == 4
+
+
+# -- what `pipeline dlq list | show` print ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("no shopify channel for shop x", "no shopify channel for shop x"),
+        ("line one\nline two\r\n\ttabbed", "line one line two tabbed"),
+        ("  padded  ", "padded"),
+        ("bell\x07 and escape\x1b[31m", "bell? and escape?[31m"),
+        ("x" * 80, "x" * 80),
+        ("x" * 81, "x" * 77 + "..."),
+        ("word " * 30, "word " * 15 + "wo..."),
+        ("x" * 76 + " yyyy", "x" * 76 + "..."),
+        ("", ""),
+    ],
+)
+def test_an_error_message_is_shown_on_one_short_line(text: str, shown: str) -> None:
+    assert one_line(text, MESSAGE_WIDTH) == shown
+    assert len(one_line(text, MESSAGE_WIDTH)) <= MESSAGE_WIDTH
+    assert "\n" not in one_line(text, MESSAGE_WIDTH)
+
+
+def test_the_envelope_is_shown_without_its_body() -> None:
+    item = replace(
+        envelope(body=b'{"email": "buyer@example.com"}'), event_id="ev-1", attempt=3, replay=True
+    )
+    fields = dict(envelope_fields(envelopes.encode(item)))
+    assert fields["received_at"] == "2024-03-11T15:46:40.000+00:00"
+    assert fields["entity_key"] == item.entity_key
+    assert (fields["event_id"], fields["api_version"]) == ("ev-1", "-")
+    assert (fields["attempt"], fields["replay"], fields["malformed"]) == (3, True, False)
+    assert fields["body_bytes"] == len(item.body)
+    assert "buyer@example.com" not in repr(fields)
+
+
+def test_a_payload_that_is_no_envelope_is_shown_as_such() -> None:
+    fields = dict(envelope_fields(b"\x00junk"))
+    assert fields["payload_bytes"] == 5
+    assert str(fields["envelope"]).startswith("none (envelope is not JSON")
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"id":1,"note":"caf\\u00e9 \\/ \xc3\xa9"}', b"\xff\xfe binary \x00", b""]
+)
+def test_the_webhook_body_is_the_bytes_the_marketplace_sent(body: bytes) -> None:
+    stored = envelopes.encode(envelope(body=body))
+    assert webhook_body(7, stored) == body
+    assert stored != body  # the envelope itself is not what is printed
+
+
+def test_a_letter_without_an_envelope_has_no_webhook_body() -> None:
+    with pytest.raises(CliError, match=r"dead letter 7 is not an envelope \(envelope is not JSON"):
+        webhook_body(7, b"\x00junk")

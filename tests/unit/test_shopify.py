@@ -111,6 +111,57 @@ def test_shop_of_rejects_what_is_not_a_domain(value: str) -> None:
         adapter.shop_of({SHOP_HEADER: value}, b"")
 
 
+# -- canonical_shop (what `pipeline channels` accepts as --shop) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("demo.myshopify.com", "demo.myshopify.com"),
+        ("  Demo.MyShopify.com ", "demo.myshopify.com"),
+        ("a.myshopify.com", "a.myshopify.com"),
+        ("activepieces-test.myshopify.com", "activepieces-test.myshopify.com"),
+        ("demo.myshopify.com/", "demo.myshopify.com"),
+        ("https://demo.myshopify.com", "demo.myshopify.com"),
+        ("HTTPS://Demo.myshopify.com/admin/orders", "demo.myshopify.com"),
+        ("http://demo.myshopify.com/", "demo.myshopify.com"),
+    ],
+)
+def test_canonical_shop_is_the_myshopify_domain(typed: str, stored: str) -> None:
+    assert adapter.canonical_shop(typed) == stored
+    # Whatever the CLI stores is what the ingress reads from the header.
+    assert adapter.shop_of({SHOP_HEADER: stored}, b"") == stored
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "not-a-shop",
+        "demo",
+        "shop.example.com",
+        "https://shop.example.com",
+        "https://admin.shopify.com/store/demo",
+        "myshopify.com",
+        ".myshopify.com",
+        "-demo.myshopify.com",
+        "demo-.myshopify.com",
+        "a.b.myshopify.com",
+        "demo_shop.myshopify.com",
+        "demo.myshopify.com.evil.com",
+        "demo.myshopify.com/admin",
+        "ftp://demo.myshopify.com",
+        "https://user@demo.myshopify.com",
+        "https://demo.myshopify.com:8443",
+        "https://",
+        "https://[::1",
+        f"{'a' * 64}.myshopify.com",
+        "",
+    ],
+)
+def test_canonical_shop_refuses_anything_else(typed: str) -> None:
+    assert adapter.canonical_shop(typed) is None
+
+
 # -- describe --------------------------------------------------------------------------------
 
 
