@@ -62,9 +62,27 @@ pg_ready() {
 # pg_owned sets R_PID and R_DATA (the data dir the recorded postmaster runs on).
 PG_PATTERN='postgres -D '
 pg_owned() {
-  owner_live postgres "$PG_PORT" "$PG_PATTERN" && pid_running "$R_PID" "$PG_PATTERN$R_DATA"
+  if [[ -f $RUN_DIR/owners/postgres ]]; then
+    owner_live postgres "$PG_PORT" "$PG_PATTERN" && pid_running "$R_PID" "$PG_PATTERN$R_DATA"
+  else
+    pg_legacy_ours
+  fi
 }
 
+# Without a record (started before owners were recorded): ours if this run dir's
+# postgres-ctl.log, the output of `pg_ctl start`, was written as the running postmaster started
+# (postmaster.pid line 3: its start time) and no checkout has claimed the port since.
+pg_legacy_ours() {
+  local ctl=$RUN_DIR/postgres-ctl.log pid started written
+  [[ -f $ctl ]] || return 1
+  if record_read "$OWNERS_DIR/postgres-$PG_PORT" && record_alive "$PG_PATTERN"; then return 1; fi
+  pid=$(sed -n 1p "$PG_DATA/postmaster.pid" 2>/dev/null) || return 1
+  started=$(sed -n 3p "$PG_DATA/postmaster.pid" 2>/dev/null) || return 1
+  written=$(stat -c %Y "$ctl") || return 1
+  pid_running "$pid" "$PG_PATTERN$PG_DATA" && [[ $started =~ ^[0-9]+$ ]] || return 1
+  ((written >= started && written <= started + SERVICES_TIMEOUT + 10)) || return 1
+  R_PID=$pid R_DATA=$PG_DATA
+}
 pg_ours() { pg_owned && printf '%s\n' "$R_PID"; }
 
 pg_init() {
@@ -123,6 +141,7 @@ pg_start() {
   if pid=$(pg_ours); then
     wait_ready postgres "$SERVICES_TIMEOUT" "$PG_LOG" "$pid" pg_healthy
     pg_ensure_db
+    [[ -f $RUN_DIR/owners/postgres ]] || owner_claim postgres "$PG_PORT" "$pid" "$PG_DATA" # legacy
     say "postgres: ready on $addr (already running, ours, pid $pid)"
     return 0
   fi
