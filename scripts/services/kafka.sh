@@ -14,7 +14,16 @@ KAFKA_CONTROLLER_PORT=${PIPELINE_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 KAFKA_HEAP=${PIPELINE_KAFKA_HEAP:--Xms256m -Xmx512m}
 KAFKA_TOOL_OPTS=(-Xmx256m "-Dlog4j.configuration=file:$SERVICES_DIR/kafka/tools-log4j.properties")
 
-kafka_ours() { pidfile_running "$KAFKA_PIDFILE" kafka.Kafka; }
+# Ours: this checkout's record (common.sh, "Ownership"); without one, a pid file in this run dir
+# naming a broker on this run dir's config (what these scripts left before they recorded owners).
+KAFKA_PATTERN=kafka.Kafka
+kafka_ours() {
+  if [[ -f $RUN_DIR/owners/kafka ]]; then
+    owner_live kafka "$KAFKA_PORT" "$KAFKA_PATTERN" && printf '%s\n' "$R_PID"
+  else
+    pidfile_running "$KAFKA_PIDFILE" "$KAFKA_PATTERN $KAFKA_CONF"
+  fi
+}
 kafka_ready() {
   if [[ $KAFKA_LOCAL == 1 ]]; then probe kafka 127.0.0.1 "$KAFKA_PORT"; else probe kafka "$KAFKA_HOST" "$KAFKA_PORT"; fi
 }
@@ -69,11 +78,12 @@ kafka_start() {
   fi
   if pid=$(kafka_ours); then
     wait_ready kafka "$SERVICES_TIMEOUT" "$KAFKA_LOG" "$pid" kafka_ready
-    say "kafka: ready on $addr (already running, pid $pid)"
+    [[ -f $RUN_DIR/owners/kafka ]] || owner_claim kafka "$KAFKA_PORT" "$pid" # from a pid file
+    say "kafka: ready on $addr (already running, ours, pid $pid)"
     return 0
   fi
   if kafka_ready; then
-    say "kafka: ready on $addr (reused)"
+    owner_reuse kafka "$KAFKA_PORT" "$KAFKA_PATTERN" "$addr"
     return 0
   fi
   for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
@@ -90,6 +100,7 @@ kafka_start() {
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" </dev/null >"$KAFKA_LOG" 2>&1 9>&- &
   pid=$!
   printf '%s\n' "$pid" >"$KAFKA_PIDFILE"
+  owner_claim kafka "$KAFKA_PORT" "$pid"
   # The PLAINTEXT port opens only once the node has registered and been unfenced.
   wait_ready kafka "$SERVICES_TIMEOUT" "$KAFKA_LOG" "$pid" kafka_ready
   say "kafka: ready on $addr (pid $pid)"
@@ -100,20 +111,7 @@ kafka_stop() {
   if pid=$(kafka_ours); then
     say "kafka: stopping (pid $pid)"
     stop_pid kafka "$pid" 30
+    owner_release kafka "$KAFKA_PORT"
   fi
   rm -f "$KAFKA_PIDFILE"
-}
-
-kafka_status() {
-  local pid
-  if [[ $KAFKA_LOCAL == 1 ]] && pid=$(kafka_ours) && kafka_ready; then
-    say "kafka: up (ours, pid $pid) $KAFKA_HOST:$KAFKA_PORT"
-  elif [[ $KAFKA_LOCAL == 1 ]] && kafka_ready; then
-    say "kafka: up (reused) $KAFKA_HOST:$KAFKA_PORT"
-  elif [[ $KAFKA_LOCAL != 1 ]] && kafka_ready; then
-    say "kafka: up (remote) $KAFKA_HOST:$KAFKA_PORT"
-  else
-    say "kafka: down $KAFKA_HOST:$KAFKA_PORT${pid:+ (our pid $pid is running but not answering)}"
-    return 1
-  fi
 }

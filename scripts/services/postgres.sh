@@ -53,7 +53,37 @@ pg_sql() {
 }
 
 pg_healthy() { [[ $(pg_sql -c 'select 1' 2>/dev/null) == 1 ]]; }
-pg_ours() { [[ -f $PG_DATA/postmaster.pid ]] && pidfile_running "$PG_DATA/postmaster.pid" postgres; }
+pg_ready() {
+  if [[ $PG_LOCAL == 1 ]]; then pg_healthy; else probe postgres "$PG_HOST" "$PG_PORT"; fi
+}
+
+# Ours by this checkout's record (scripts/services/common.sh, "Ownership"): the data dir and
+# its postmaster.pid are shared by every checkout using the same port, so they prove nothing.
+# pg_owned sets R_PID and R_DATA (the data dir the recorded postmaster runs on).
+PG_PATTERN='postgres -D '
+pg_owned() {
+  if [[ -f $RUN_DIR/owners/postgres ]]; then
+    owner_live postgres "$PG_PORT" "$PG_PATTERN" && pid_running "$R_PID" "$PG_PATTERN$R_DATA"
+  else
+    pg_legacy_ours
+  fi
+}
+
+# Without a record (started before owners were recorded): ours if this run dir's
+# postgres-ctl.log, the output of `pg_ctl start`, was written as the running postmaster started
+# (postmaster.pid line 3: its start time) and no checkout has claimed the port since.
+pg_legacy_ours() {
+  local ctl=$RUN_DIR/postgres-ctl.log pid started written
+  [[ -f $ctl ]] || return 1
+  if record_read "$OWNERS_DIR/postgres-$PG_PORT" && record_alive "$PG_PATTERN"; then return 1; fi
+  pid=$(sed -n 1p "$PG_DATA/postmaster.pid" 2>/dev/null) || return 1
+  started=$(sed -n 3p "$PG_DATA/postmaster.pid" 2>/dev/null) || return 1
+  written=$(stat -c %Y "$ctl") || return 1
+  pid_running "$pid" "$PG_PATTERN$PG_DATA" && [[ $started =~ ^[0-9]+$ ]] || return 1
+  ((written >= started && written <= started + SERVICES_TIMEOUT + 10)) || return 1
+  R_PID=$pid R_DATA=$PG_DATA
+}
+pg_ours() { pg_owned && printf '%s\n' "$R_PID"; }
 
 pg_init() {
   install -d -m 755 "$(dirname "$PG_DATA")"
@@ -111,12 +141,13 @@ pg_start() {
   if pid=$(pg_ours); then
     wait_ready postgres "$SERVICES_TIMEOUT" "$PG_LOG" "$pid" pg_healthy
     pg_ensure_db
-    say "postgres: ready on $addr (already running, pid $pid)"
+    [[ -f $RUN_DIR/owners/postgres ]] || owner_claim postgres "$PG_PORT" "$pid" "$PG_DATA" # legacy
+    say "postgres: ready on $addr (already running, ours, pid $pid)"
     return 0
   fi
   if pg_healthy; then
     pg_ensure_db
-    say "postgres: ready on $addr (reused)"
+    owner_reuse postgres "$PG_PORT" "$PG_PATTERN" "$addr"
     return 0
   fi
   probe tcp 127.0.0.1 "$PG_PORT" && die "postgres: port $PG_PORT is taken by something that does not answer 'select 1' as user postgres (Debian's main cluster? see pg_lsclusters)"
@@ -126,36 +157,26 @@ pg_start() {
   ln -sfn "$PG_LOG" "$RUN_DIR/postgres.log"
   as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$SERVICES_TIMEOUT" start \
     </dev/null >"$RUN_DIR/postgres-ctl.log" 2>&1 9>&- || fail_log postgres "$PG_LOG" "pg_ctl start failed"
-  pid=$(pg_ours) || fail_log postgres "$PG_LOG" "postmaster not running after pg_ctl start"
+  pid=$(head -n 1 "$PG_DATA/postmaster.pid" 2>/dev/null) || true
+  pid_running "$pid" "$PG_PATTERN$PG_DATA" ||
+    fail_log postgres "$PG_LOG" "postmaster not running after pg_ctl start"
+  owner_claim postgres "$PG_PORT" "$pid" "$PG_DATA"
   wait_ready postgres "$SERVICES_TIMEOUT" "$PG_LOG" "$pid" pg_healthy
   pg_ensure_db
   say "postgres: ready on $addr (pid $pid, data $PG_DATA)"
 }
 
 pg_stop() {
-  local pid
-  pid=$(pg_ours) || return 0
-  say "postgres: stopping (pid $pid)"
+  local pid data
+  pg_owned || return 0
+  pid=$R_PID data=$R_DATA
+  say "postgres: stopping (pid $pid, data $data)"
   if pg_find_bindir; then
-    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null ||
-      fail_log postgres "$PG_LOG" "pg_ctl stop failed"
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null ||
+      fail_log postgres "$data/server.log" "pg_ctl stop failed"
   else
     kill -INT "$pid" # fast shutdown
     stop_pid postgres "$pid" 60
   fi
-}
-
-pg_status() {
-  local pid
-  pg_find_bindir || true
-  if [[ $PG_LOCAL == 1 ]] && pid=$(pg_ours) && pg_healthy; then
-    say "postgres: up (ours, pid $pid, data $PG_DATA) $PG_HOST:$PG_PORT"
-  elif [[ $PG_LOCAL == 1 ]] && pg_healthy; then
-    say "postgres: up (reused) $PG_HOST:$PG_PORT"
-  elif [[ $PG_LOCAL != 1 ]] && probe postgres "$PG_HOST" "$PG_PORT"; then
-    say "postgres: up (remote) $PG_HOST:$PG_PORT"
-  else
-    say "postgres: down $PG_HOST:$PG_PORT"
-    return 1
-  fi
+  owner_release postgres "$PG_PORT"
 }

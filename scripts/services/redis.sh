@@ -6,7 +6,21 @@ REDIS_RUN=$RUN_DIR/redis
 REDIS_PIDFILE=$REDIS_RUN/redis.pid
 REDIS_LOG=$REDIS_RUN/redis.log
 
-redis_ours() { pidfile_running "$REDIS_PIDFILE" redis-server; }
+# Ours: this checkout's record (common.sh, "Ownership"); without one, the pid file in this run
+# dir naming a redis-server working in this run dir (what these scripts left before they
+# recorded owners).
+REDIS_PATTERN=redis-server
+redis_ours() {
+  local pid
+  if [[ -f $RUN_DIR/owners/redis ]]; then
+    owner_live redis "$REDIS_PORT" "$REDIS_PATTERN" && printf '%s\n' "$R_PID"
+  elif pid=$(pidfile_running "$REDIS_PIDFILE" "$REDIS_PATTERN") &&
+    [[ $(readlink -f "/proc/$pid/cwd" 2>/dev/null) == "$(readlink -f "$REDIS_RUN")" ]]; then
+    printf '%s\n' "$pid"
+  else
+    return 1
+  fi
+}
 redis_ready() {
   local host=$REDIS_HOST
   [[ $REDIS_LOCAL == 1 ]] && host=127.0.0.1
@@ -22,11 +36,12 @@ redis_start() {
   fi
   if pid=$(redis_ours); then
     wait_ready redis "$SERVICES_TIMEOUT" "$REDIS_LOG" "$pid" redis_ready
-    say "redis: ready on $addr (already running, pid $pid)"
+    [[ -f $RUN_DIR/owners/redis ]] || owner_claim redis "$REDIS_PORT" "$pid" # from a pid file
+    say "redis: ready on $addr (already running, ours, pid $pid)"
     return 0
   fi
   if redis_ready; then
-    say "redis: ready on $addr (reused)"
+    owner_reuse redis "$REDIS_PORT" "$REDIS_PATTERN" "$addr"
     return 0
   fi
   probe tcp 127.0.0.1 "$REDIS_PORT" && die "redis: port $REDIS_PORT is taken by something that does not answer PING"
@@ -41,10 +56,11 @@ redis_start() {
     fail_log redis "$REDIS_RUN/start.log" "redis-server failed to start"
   # --daemonize returns before the pid file exists; give it a moment.
   for _ in {1..20}; do
-    pid=$(redis_ours) && break
+    pid=$(pidfile_running "$REDIS_PIDFILE" "$REDIS_PATTERN") && break
     sleep 0.25
   done
   [[ -n $pid ]] || fail_log redis "$REDIS_LOG" "redis-server exited during startup"
+  owner_claim redis "$REDIS_PORT" "$pid"
   wait_ready redis "$SERVICES_TIMEOUT" "$REDIS_LOG" "$pid" redis_ready
   say "redis: ready on $addr (pid $pid)"
 }
@@ -54,20 +70,7 @@ redis_stop() {
   if pid=$(redis_ours); then
     say "redis: stopping (pid $pid)"
     stop_pid redis "$pid" 10 # SIGTERM: clean shutdown; nothing to save (--save '')
+    owner_release redis "$REDIS_PORT"
   fi
   rm -f "$REDIS_PIDFILE"
-}
-
-redis_status() {
-  local pid
-  if [[ $REDIS_LOCAL == 1 ]] && pid=$(redis_ours) && redis_ready; then
-    say "redis: up (ours, pid $pid) $REDIS_HOST:$REDIS_PORT"
-  elif [[ $REDIS_LOCAL == 1 ]] && redis_ready; then
-    say "redis: up (reused) $REDIS_HOST:$REDIS_PORT"
-  elif [[ $REDIS_LOCAL != 1 ]] && redis_ready; then
-    say "redis: up (remote) $REDIS_HOST:$REDIS_PORT"
-  else
-    say "redis: down $REDIS_HOST:$REDIS_PORT"
-    return 1
-  fi
 }
