@@ -14,17 +14,11 @@ from pipeline import cli, credentials_cli, postgres
 from pipeline.channels import AppCredential, Channel
 from pipeline.locations import MapResult
 from pipeline.platforms import registry
-from pipeline.settings import ENV_VARS, Secret
+from pipeline.settings import Secret
 from schemas.catalogue import EVENT_RECORDS
 from schemas.jsonschema import event_schemas, schema_filename, schema_name
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    # The CLI installs its own root handler; keep pytest's logging intact.
-    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt, service: None)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -184,19 +178,6 @@ def test_bad_channel_input_is_reported_before_connecting(
 def platforms() -> None:
     """The CLI reads the real registry: every platform it is tested against is there."""
     assert {"shopify", "woocommerce", "shopee", "lazada", "tiktok"} <= set(registry.ADAPTERS)
-
-
-@pytest.fixture
-def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Records every attempt to reach Postgres (each fails as an unreachable database)."""
-    calls: list[object] = []
-
-    async def no_postgres(**kwargs: object) -> None:
-        calls.append(kwargs["dsn"])
-        raise ConnectionRefusedError(111, "Connect call failed")
-
-    monkeypatch.setattr(postgres.asyncpg, "create_pool", no_postgres)
-    return calls
 
 
 def refused(capsys: pytest.CaptureFixture[str], connects: list[object], *argv: str) -> str:

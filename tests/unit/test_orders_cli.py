@@ -11,14 +11,16 @@ from typing import Any
 
 import pytest
 
-from pipeline import cli, postgres
+from pipeline import cli
 from pipeline.cli_common import CliError
 from pipeline.order_trail import OrderTrail, reservation_state, timeline, to_json
 from pipeline.orders_cli import order_id_arg, render, table
-from pipeline.settings import ENV_VARS
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 SHOP = "demo.myshopify.com"
+
+
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _delivery(row_id: int, at: datetime, topic: str = "orders/updated", **extra: Any) -> Any:
@@ -103,22 +105,6 @@ def test_an_order_id_is_kept_as_the_adapters_store_it(typed: str, kept: str) -> 
 def test_what_cannot_be_an_order_id_is_refused(typed: str) -> None:
     with pytest.raises(CliError, match="is not an order id"):
         order_id_arg(typed)
-
-
-@pytest.fixture
-def connects(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Records every attempt to reach Postgres (each fails as an unreachable database)."""
-    for var in ENV_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt, service: None)
-    calls: list[object] = []
-
-    async def no_postgres(**kwargs: object) -> None:
-        calls.append(kwargs["dsn"])
-        raise ConnectionRefusedError(111, "Connect call failed")
-
-    monkeypatch.setattr(postgres.asyncpg, "create_pool", no_postgres)
-    return calls
 
 
 @pytest.mark.parametrize(
