@@ -144,6 +144,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "pi
     handler.addFilter(ServiceName(service))
     handler.addFilter(ClientErrors())
     handler.addFilter(RepeatFilter("aiokafka"))
-    if root.level > logging.DEBUG:
+    quiet = root.level > logging.DEBUG
+    if quiet:
         handler.addFilter(QuietLibraries())
-    logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+    # aiokafka's debug lines cost even when filtered out: drop them at the logger unless asked.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING if quiet else logging.NOTSET)

@@ -75,6 +75,9 @@ def test_debug_lets_the_libraries_through() -> None:
     handler, lines = configured("DEBUG")
     emit(handler, at("faust.worker", logging.INFO, "[^Worker]: Starting..."))
     assert len(lines) == 1
+    assert logging.getLogger("aiokafka.conn").isEnabledFor(logging.DEBUG)
+    configured("INFO")
+    assert not logging.getLogger("aiokafka.conn").isEnabledFor(logging.INFO)
 
 
 def test_every_line_names_the_process() -> None:
