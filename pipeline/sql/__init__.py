@@ -42,3 +42,7 @@ SELECT_ORDER_RESERVATIONS = _load("select_order_reservations")
 SELECT_ORDER_FULFILLMENTS = _load("select_order_fulfillments")
 SELECT_ORDER_DELIVERIES = _load("select_order_deliveries")
 SELECT_ORDER_EVENTS = _load("select_order_events")
+
+# `pipeline reemit`: canonical events published again from commerce_events.
+SELECT_REEMIT_EVENTS = _load("select_reemit_events")
+COUNT_REEMIT_EVENTS = _load("count_reemit_events")
