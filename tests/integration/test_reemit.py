@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from pipeline.settings import Secret, Settings
 from pipeline.topics import CANONICAL_STREAMS
 from tests.integration.conftest import (
     SECRET,
-    SHOP,
     Sender,
     WorkerProcess,
     eventually,
@@ -30,7 +30,6 @@ from tests.integration.conftest import (
     run_cli,
 )
 
-OTHER_SHOP = "it-other.myshopify.com"
 CONSUMER_GROUPS = Path(__file__).resolve().parents[2] / "scripts" / "kafka-consumer-groups.sh"
 
 
@@ -65,14 +64,20 @@ async def _read_all(settings: Settings, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def _all_published(settings: Settings, resources: Resources) -> bool:
-    """Every stored event is on a canonical topic (the worker stores, then publishes)."""
+async def _all_published(settings: Settings, resources: Resources, shops: list[str]) -> bool:
+    """Every event of these shops is stored and on this test's canonical topics (the worker
+    stores, then publishes); the database is the session's, the topics this test's own."""
     names = topic_names(settings)
     on_topics = 0
     for stream in CANONICAL_STREAMS:
         on_topics += sum((await _end_offsets(settings, names.canonical(stream))).values())
-    stored = await resources.pool.fetchval("SELECT count(*) FROM commerce_events")
-    return bool(stored) and on_topics == stored
+    stored = await resources.pool.fetch(
+        "SELECT DISTINCT shop_id FROM commerce_events WHERE shop_id = ANY($1)", shops
+    )
+    count = await resources.pool.fetchval(
+        "SELECT count(*) FROM commerce_events WHERE shop_id = ANY($1)", shops
+    )
+    return len(stored) == len(shops) and on_topics == count
 
 
 def _by_key(records: list[Any]) -> dict[bytes, list[bytes]]:
@@ -86,40 +91,42 @@ def _by_key(records: list[Any]) -> dict[bytes, list[bytes]]:
 async def test_reemit_publishes_a_shops_events_again_byte_for_byte(
     settings: Settings, resources: Resources, send: Sender, worker: WorkerProcess
 ) -> None:
-    await ChannelStore(resources.pool).add(
-        Channel("shopify", OTHER_SHOP, Secret(SECRET), "USD"), replace=True
-    )
+    # Shops of this test alone: the database is shared by the whole session.
+    shop, other_shop = (f"re-{uuid.uuid4().hex[:8]}.myshopify.com" for _ in range(2))
+    for name in (shop, other_shop):
+        await ChannelStore(resources.pool).add(
+            Channel("shopify", name, Secret(SECRET), "USD"), replace=True
+        )
     for order_id in (9101, 9102, 9103):
         created = order_payload(order_id, updated_at="2026-11-20T10:00:00-05:00")
-        assert await send("orders/create", created) == 200
+        assert await send("orders/create", created, shop=shop) == 200
     # A second event on one order: its two events must come out again in the same order.
     paid = order_payload(9101, updated_at="2026-11-20T11:00:00-05:00", total_price="30.00")
-    assert await send("orders/updated", paid) == 200
+    assert await send("orders/updated", paid, shop=shop) == 200
     other = order_payload(9201, updated_at="2026-11-20T10:00:00-05:00")
-    assert await send("orders/create", other, shop=OTHER_SHOP) == 200
+    assert await send("orders/create", other, shop=other_shop) == 200
 
     async def published() -> bool:
-        shops = await resources.pool.fetchval("SELECT count(DISTINCT shop_id) FROM commerce_events")
-        return shops == 2 and await _all_published(settings, resources)
+        return await _all_published(settings, resources, [shop, other_shop])
 
     await eventually(published, what="every event stored and published", worker=worker)
     topic = topic_names(settings).orders
     before = await _read_all(settings, topic)
-    mine = [r for r in before if r.key.startswith(f"shopify:{SHOP}:".encode())]
+    mine = [r for r in before if r.key.startswith(f"shopify:{shop}:".encode())]
     stored = await resources.pool.fetch(
-        "SELECT id, event_id FROM commerce_events WHERE shop_id = $1 ORDER BY id", SHOP
+        "SELECT id, event_id FROM commerce_events WHERE shop_id = $1 ORDER BY id", shop
     )
     assert len(mine) == len(stored) >= 4
     assert len(mine) < len(before)  # the other shop's event is there and must stay alone
 
-    dry = run_cli(settings, "reemit", "--platform", "shopify", "--shop", SHOP)
+    dry = run_cli(settings, "reemit", "--platform", "shopify", "--shop", shop)
     assert dry.returncode == 0, dry.stderr
     assert f"would re-emit {len(mine)} event(s)" in dry.stdout
     assert any(line.split()[:2] == [topic, str(len(mine))] for line in dry.stdout.splitlines())
     assert "dry run: nothing sent" in dry.stdout
     assert len(await _read_all(settings, topic)) == len(before)
 
-    done = run_cli(settings, "reemit", "--platform", "shopify", "--shop", SHOP, "--execute")
+    done = run_cli(settings, "reemit", "--platform", "shopify", "--shop", shop, "--execute")
     assert done.returncode == 0, done.stderr
     assert f"re-emitted {len(mine)} event(s) to {topic}" in done.stdout
     assert done.stdout.rstrip().endswith(f"last id {stored[-1]['id']}")
@@ -134,7 +141,7 @@ async def test_reemit_publishes_a_shops_events_again_byte_for_byte(
     assert sorted(ids) == sorted(str(row["event_id"]) for row in stored)
 
     again = run_cli(
-        settings, "reemit", "--shop", SHOP, "--platform", "shopify",
+        settings, "reemit", "--shop", shop, "--platform", "shopify",
         "--after-id", str(stored[-1]["id"]), "--execute",
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
