@@ -21,6 +21,7 @@ from pipeline.cli_common import CliError, shop_arg, time_arg, with_db
 from pipeline.kafka import create_pipeline_producer, topic_names
 from pipeline.platforms import registry
 from pipeline.reemit import (
+    PAGE_SIZE,
     EventStore,
     Pace,
     Plan,
@@ -216,6 +217,7 @@ async def _execute(
             pace=Pace(args.rate),
             progress=progress,
             on_page=lambda p: _report_page(p, plan.total),
+            page_size=page_size(args.rate),
         )
     except asyncio.CancelledError:  # Ctrl-C
         print(f"\ninterrupted: {_done(progress)}", file=sys.stderr)
@@ -235,6 +237,11 @@ async def _execute(
         f"re-emitted {progress.emitted} event(s), acknowledged by Kafka; last id {progress.last_id}"
     )
     return 0
+
+
+def page_size(rate: float) -> int:
+    """About a second of sending per page, so Ctrl-C loses at most that much progress."""
+    return max(1, min(PAGE_SIZE, int(rate)))
 
 
 def _done(progress: Progress) -> str:

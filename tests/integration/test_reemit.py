@@ -4,7 +4,11 @@ Kafka's kafka-consumer-groups tool (scripts/kafka-consumer-groups.sh), as the RE
 
 from __future__ import annotations
 
+import asyncio
+import shlex
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from bench.sandbox import settings_env
 from pipeline.channels import Channel, ChannelStore
 from pipeline.kafka import topic_names
 from pipeline.resources import Resources
@@ -147,6 +152,51 @@ async def test_reemit_publishes_a_shops_events_again_byte_for_byte(
     assert again.returncode == 0, again.stderr
     assert "nothing to re-emit" in again.stdout
     assert len(await _read_all(settings, topic)) == len(after)
+
+    # Ctrl-C after the first acknowledged event, then the printed command finishes the job.
+    err = await _interrupted(settings, "--platform", "shopify", "--shop", shop, "--rate", "1")
+    resume = next(line for line in err.splitlines() if line.startswith("resume with: "))
+    argv = shlex.split(resume.removeprefix("resume with: "))
+    assert argv[:2] == ["pipeline", "reemit"]
+    assert "--after-id" in argv
+    last = int(argv[argv.index("--after-id") + 1])
+    assert last in {row["id"] for row in stored[:-1]}
+    assert f"last id {last}" in err
+    finished = run_cli(settings, *argv[1:])
+    assert finished.returncode == 0, finished.stderr
+    final = await _read_all(settings, topic)
+    seen = {(r.partition, r.offset) for r in after}
+    resent = [
+        orjson.loads(r.value)["event_id"] for r in final if (r.partition, r.offset) not in seen
+    ]
+    assert set(resent) == {str(row["event_id"]) for row in stored}  # every event, again
+    assert len(mine) <= len(resent) <= len(mine) + 1  # at most the one in flight twice
+
+
+async def _interrupted(settings: Settings, *args: str) -> str:
+    """Run `pipeline reemit ARGS --execute`, SIGINT it once a first page is acknowledged, and
+    return its stderr after checking it stopped as Ctrl-C should: exit 130, no traceback."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipeline.cli", "reemit", *args, "--execute",
+        env=settings_env(settings, LOG_FORMAT="text"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines: list[str] = []
+    async with asyncio.timeout(20):
+        while not lines or not lines[-1].startswith("re-emitted 1/"):
+            line = (await proc.stderr.readline()).decode()
+            assert line, f"reemit ended before its first page: {''.join(lines)}"
+            lines.append(line)
+        proc.send_signal(signal.SIGINT)
+        rest = await proc.stderr.read()
+        code = await proc.wait()
+    err = "".join(lines) + rest.decode()
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert "interrupted: " in err
+    return err
 
 
 def _kafka_time(ms: int) -> str:

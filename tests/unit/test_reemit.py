@@ -27,6 +27,7 @@ from pipeline.reemit import (
 from pipeline.reemit_cli import (
     entity_types,
     event_types,
+    page_size,
     reemit_filter,
     render_plan,
     resume_command,
@@ -370,3 +371,10 @@ def test_bad_arguments_are_refused_by_the_parser(
 def test_the_choices_come_from_the_catalogue() -> None:
     assert {"order.created", "order.status_changed", "price.updated"} <= set(event_types())
     assert entity_types() == ["inventory_item", "order", "product"]
+
+
+@pytest.mark.parametrize(
+    ("rate", "size"), [(0.5, 1), (1.0, 1), (37.9, 37), (500.0, 500), (5e4, 500)]
+)
+def test_a_page_is_about_a_second_of_sending(rate: float, size: int) -> None:
+    assert page_size(rate) == size
