@@ -180,7 +180,13 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
 
     async def action(pool: asyncpg.Pool) -> int:
         store = EventStore(pool)
-        plan = plan_from_counts(await store.count(where), topic_names(settings))
+        try:
+            counts = await store.count(where)
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
+            raise CliError(
+                f"the database is not migrated ({exc}); run `pipeline migrate`"
+            ) from None
+        plan = plan_from_counts(counts, topic_names(settings))
         for line in render_plan(plan, where, args.rate, execute=args.execute):
             print(line)
         if not args.execute or not plan.total:
@@ -223,7 +229,7 @@ async def _execute(
         print(f"\ninterrupted: {_done(progress)}", file=sys.stderr)
         print(f"resume with: {resume_command(args, fixed, progress.last_id)}", file=sys.stderr)
         raise
-    except (ReemitError, KafkaError) as exc:
+    except (ReemitError, KafkaError, asyncpg.PostgresError, OSError) as exc:
         raise CliError(
             f"{exc}; {_done(progress)}; resume with: "
             f"{resume_command(args, fixed, progress.last_id)}",
