@@ -114,9 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["create"], help="create missing topics, check the rest")
 
     credentials_cli.add_parsers(sub)
+    reemit_cli.add_parser(sub)
     dlq_cli.add_parser(sub)
     orders_cli.add_parser(sub)
-    reemit_cli.add_parser(sub)
     schemas = sub.add_parser("schemas", help="JSON Schemas of the canonical events")
     schemas.add_argument("action", choices=["export"], help="write or print every event's schema")
     schemas.add_argument("--out", type=Path, help="directory for one <schema>.json per record")
