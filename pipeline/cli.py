@@ -19,7 +19,7 @@ import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from pipeline import credentials_cli, dlq_cli, orders_cli
+from pipeline import credentials_cli, dlq_cli, orders_cli, reemit_cli
 from pipeline.cli_common import CliError, with_db
 from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["create"], help="create missing topics, check the rest")
 
     credentials_cli.add_parsers(sub)
+    reemit_cli.add_parser(sub)
     dlq_cli.add_parser(sub)
     orders_cli.add_parser(sub)
     schemas = sub.add_parser("schemas", help="JSON Schemas of the canonical events")
@@ -145,6 +146,7 @@ def _export_schemas(out: Path | None) -> int:
 _ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "dlq": dlq_cli.run,
     "orders": orders_cli.run,
+    "reemit": reemit_cli.run,
     "apps": credentials_cli.run,
     "channels": credentials_cli.run,
     "locations": credentials_cli.run,

@@ -3,7 +3,10 @@ database connection."""
 
 from __future__ import annotations
 
+import argparse
+import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -20,6 +23,24 @@ class CliError(Exception):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
+
+
+_RELATIVE = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def time_arg(text: str) -> datetime:
+    """An argparse type: ISO 8601 (naive means UTC) or an age such as 30m, 6h, 7d."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: use ISO 8601 (2026-11-25T10:00) or an age (30m, 6h, 7d)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def shop_arg(platform: str, text: str) -> str:

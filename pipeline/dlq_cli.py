@@ -4,38 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiokafka.errors import KafkaError
 
 from pipeline import envelope as envelopes
-from pipeline.cli_common import CliError, one_line, with_db
+from pipeline.cli_common import CliError, one_line, time_arg, with_db
 from pipeline.dlq import DeadLetterStore, DlqFilter, replay, replay_payload
 from pipeline.errors import EnvelopeError
 from pipeline.kafka import create_producer, topic_names
 from pipeline.platforms import registry
 from pipeline.settings import Settings
-
-_RELATIVE = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def _when(text: str) -> datetime:
-    """ISO 8601 (naive means UTC) or a relative age such as 30m, 6h, 7d."""
-    match = _RELATIVE.match(text.strip())
-    if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: use ISO 8601 (2026-11-25T10:00) or an age (30m, 6h, 7d)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _rate(text: str) -> float:
@@ -55,9 +37,9 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shop", help="shop id")
     parser.add_argument("--error", help="text in the error class or message")
     parser.add_argument(
-        "--since", type=_when, help="dead-lettered at or after (ISO time or 30m/6h/7d)"
+        "--since", type=time_arg, help="dead-lettered at or after (ISO time or 30m/6h/7d)"
     )
-    parser.add_argument("--until", type=_when, help="dead-lettered before")
+    parser.add_argument("--until", type=time_arg, help="dead-lettered before")
     parser.add_argument("--replayed", action="store_true", help="include letters already replayed")
 
 

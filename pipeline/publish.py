@@ -9,7 +9,13 @@ from pipeline import envelope as envelopes
 from pipeline.outcomes import DeadLetter, Outcome
 from pipeline.producer import Producer
 from pipeline.topics import TopicNames
-from schemas.events import to_json
+from schemas.events import CanonicalEvent, to_json
+
+
+def canonical_message(names: TopicNames, event: CanonicalEvent) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) of a canonical event: the worker and `pipeline reemit` both send
+    exactly this, so a re-emitted event is byte for byte what consumers saw the first time."""
+    return names.canonical(event.stream), event.entity_key.encode(), to_json(event)
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
@@ -38,13 +44,8 @@ class Publisher:
         pending = []
         for outcome in outcomes:
             for event in outcome.events:
-                pending.append(
-                    await self._producer.send(
-                        self._names.canonical(event.stream),
-                        to_json(event),
-                        key=event.entity_key.encode(),
-                    )
-                )
+                topic, key, value = canonical_message(self._names, event)
+                pending.append(await self._producer.send(topic, value, key=key))
             letter = outcome.dead_letter
             if letter is not None:
                 pending.append(

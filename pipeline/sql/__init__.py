@@ -10,6 +10,9 @@ def _load(name: str) -> str:
 
 
 INSERT_EVENTS = _load("insert_events")
+# `pipeline reemit`: canonical events published again from commerce_events.
+SELECT_REEMIT_EVENTS = _load("select_reemit_events")
+COUNT_REEMIT_EVENTS = _load("count_reemit_events")
 UPSERT_ORDERS = _load("upsert_orders")
 UPSERT_ORDER_STATUSES = _load("upsert_order_statuses")
 DELETE_ORDER_LINES = _load("delete_order_lines")

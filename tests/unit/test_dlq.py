@@ -13,8 +13,9 @@ import pytest
 
 from pipeline import envelope as envelopes
 from pipeline.cli_common import CliError, one_line
+from pipeline.cli_common import time_arg as _when
 from pipeline.dlq import DlqFilter, replay, replay_payload
-from pipeline.dlq_cli import MESSAGE_WIDTH, _rate, _when, envelope_fields, webhook_body
+from pipeline.dlq_cli import MESSAGE_WIDTH, _rate, envelope_fields, webhook_body
 from tests.unit.factories import envelope
 
 
