@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
 
@@ -13,7 +13,6 @@ from pipeline.errors import is_transient
 from pipeline.outcomes import Outcome, RawMessage
 from pipeline.platforms.registry import adapter_for
 from pipeline.processing import AdapterLookup, process_envelope, read_envelope, utcnow
-from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
 from pipeline.sink import PostgresSink, WriteResult
 
@@ -46,6 +45,12 @@ class BatchReport:
         self.already_recorded += result.already_recorded
 
 
+class EventPublisher(Protocol):
+    """Where a stored batch's events, dead letters and retries go (pipeline/publish.py)."""
+
+    async def publish(self, outcomes: Sequence[Outcome]) -> int: ...
+
+
 class ChannelLookup(Protocol):
     """Where the worker checks that a delivery's shop still has a channel."""
 
@@ -61,10 +66,11 @@ class BatchProcessor:
     def __init__(
         self,
         sink: PostgresSink,
-        publisher: Publisher,
+        publisher: EventPublisher,
         seen: SeenDeliveries,
         *,
         channels: ChannelLookup | None = None,
+        replay_run: str | None = None,
         max_attempts: int = 5,
         backoff: Backoff | None = None,
         adapters: AdapterLookup = adapter_for,
@@ -76,11 +82,12 @@ class BatchProcessor:
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._adapters = adapters
+        self._replay_run = replay_run
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchReport:
         report = BatchReport(received=len(messages))
         moment = utcnow()
-        items = [read_envelope(m, moment) for m in messages]
+        items = [self._mark(read_envelope(m, moment)) for m in messages]
         known = await self._known_channels(
             {(i.platform, i.shop_id) for i in items if isinstance(i, Envelope)}
         )
@@ -128,6 +135,13 @@ class BatchProcessor:
             ]
         )
         return report
+
+    def _mark(self, item: Envelope | Outcome) -> Envelope | Outcome:
+        """In a replay run every envelope is a replay of that run (the message bytes, which dead
+        letters keep, stay as they were on the raw topic)."""
+        if self._replay_run is None or not isinstance(item, Envelope):
+            return item
+        return replace(item, replay=True, replay_run=self._replay_run)
 
     async def _known_channels(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
         if self._channels is None:
