@@ -57,6 +57,24 @@ class ChannelLookup(Protocol):
     async def get(self, platform: str, shop_id: str) -> object | None: ...
 
 
+def generations(outcomes: list[Outcome]) -> list[list[Outcome]]:
+    """The batch cut before each delivery of an entity already in the current part: each part
+    is one transaction, so every version of an entity is stored on its own, in offset order,
+    and what is stored (audit statuses, reservation history) never depends on where batch
+    boundaries fell; a replay or rebuild, batched differently, ends the same."""
+    parts: list[list[Outcome]] = [[]]
+    entities: set[str] = set()
+    for outcome in outcomes:
+        entity = outcome.audit.entity_key if outcome.audit is not None else None
+        if entity is not None and entity in entities:
+            parts.append([])
+            entities = set()
+        if entity is not None:
+            entities.add(entity)
+        parts[-1].append(outcome)
+    return [part for part in parts if part]
+
+
 class BatchProcessor:
     """Returns only when the batch is durable in Postgres and Kafka; waits out outages forever.
 
@@ -117,7 +135,9 @@ class BatchProcessor:
                 in_batch.add(outcome.dedupe_key)
             outcomes.append(outcome)
 
-        stored = await self._store(outcomes, report)
+        stored: list[Outcome] = []
+        for generation in generations(outcomes):
+            stored += await self._store(generation, report)
         report.published = await until_done(
             lambda: self._publisher.publish(stored),
             retriable=is_transient,

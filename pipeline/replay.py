@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,9 +67,9 @@ class KafkaOffsets:
         return [TopicPartition(self._topic, p) for p in partitions]
 
     async def partitions(self) -> list[int]:
-        if self._topic not in await self._consumer.topics():  # also refreshes the metadata
-            return []
-        return sorted(self._consumer.partitions_for_topic(self._topic) or ())
+        # aiokafka has no public call for a fresh topic's partitions without subscribing.
+        cluster = await self._consumer._client.fetch_all_metadata()
+        return sorted(cluster.partitions_for_topic(self._topic) or ())
 
     async def beginning(self, partitions: list[int]) -> dict[int, int]:
         found = await self._consumer.beginning_offsets(self._tps(partitions))
@@ -239,63 +240,26 @@ class ReplayRun:
         progress = Progress(total=sum(r.stop - self._next(r) for r in todo))
         if not todo:
             return progress, True
-        tps = {r.partition: TopicPartition(self.plan.topic, r.partition) for r in todo}
-        self.consumer.assign(list(tps.values()))
-        for r in todo:
-            self.consumer.seek(tps[r.partition], self._next(r))
-        stops = {r.partition: r.stop for r in todo}
+        merge = _Merge(
+            self.consumer, self.plan.topic, {r.partition: (self._next(r), r.stop) for r in todo}
+        )
         last_report = time.monotonic()
-        while stops and not self.stop.is_set():
-            fetched = await self.consumer.getmany(
-                *(tps[p] for p in stops), timeout_ms=FETCH_TIMEOUT_MS, max_records=self.batch_max
-            )
-            batch, next_offsets = self._take(fetched, stops)
+        while not merge.done and not self.stop.is_set():
+            await merge.fill(self.batch_max)
+            batch, next_offsets = merge.take(self.batch_max)
             await self._process(batch, progress)
             await self.checkpoint(next_offsets)
-            await self._finished(stops, tps, next_offsets)
             await self._pace(progress)
             if time.monotonic() - last_report >= self.progress_every_s:
                 self.on_progress(progress)
                 last_report = time.monotonic()
-        return progress, not stops
-
-    async def _finished(
-        self, stops: dict[int, int], tps: dict[int, TopicPartition], next_offsets: dict[int, int]
-    ) -> None:
-        """Drop the partitions read to their stop (a gap in offsets, such as a transaction
-        marker, may leave no record at the stop itself)."""
-        for p in list(stops):
-            position = next_offsets.get(p)
-            if position is None:
-                position = await self.consumer.position(tps[p])
-            if position >= stops[p]:
-                del stops[p]
+        return progress, merge.done
 
     def _todo(self) -> list[PartitionRange]:
         return [r for r in self.plan.ranges if self._next(r) < r.stop]
 
     def _next(self, r: PartitionRange) -> int:
         return max(r.start, self.resume_from.get(r.partition, r.start))
-
-    def _take(
-        self, fetched: dict[TopicPartition, list[Any]], stops: dict[int, int]
-    ) -> tuple[list[RawMessage], dict[int, int]]:
-        """The fetched records inside the plan, and each partition's next offset after them."""
-        batch: list[RawMessage] = []
-        next_offsets: dict[int, int] = {}
-        for tp, records in fetched.items():
-            stop = stops.get(tp.partition)
-            if stop is None:
-                continue
-            for record in records:
-                if record.offset >= stop:
-                    next_offsets[tp.partition] = stop
-                    break
-                batch.append(
-                    RawMessage(record.value, record.key, tp.topic, tp.partition, record.offset)
-                )
-                next_offsets[tp.partition] = record.offset + 1
-        return batch, next_offsets
 
     async def _process(self, batch: list[RawMessage], progress: Progress) -> None:
         progress.read += len(batch)
@@ -338,6 +302,72 @@ class ReplayRun:
         if ahead > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), ahead)
+
+
+class _Merge:
+    """The planned ranges of every partition as one stream in Kafka timestamp order, the order
+    the ingress accepted the deliveries in: stock and products then come before the orders that
+    reserve them, as they did live, even when they sit in another partition."""
+
+    def __init__(
+        self, consumer: AIOKafkaConsumer, topic: str, ranges: dict[int, tuple[int, int]]
+    ) -> None:
+        self._consumer = consumer
+        self.topic = topic
+        self._tps = {p: TopicPartition(topic, p) for p in ranges}
+        self._stops = {p: stop for p, (_, stop) in ranges.items()}
+        self._fetched = {p: start for p, (start, _) in ranges.items()}  # next offset to fetch
+        self._buffers: dict[int, deque[Any]] = {p: deque() for p in ranges}
+        consumer.assign(list(self._tps.values()))
+        for p, (start, _) in ranges.items():
+            consumer.seek(self._tps[p], start)
+
+    @property
+    def done(self) -> bool:
+        return all(self._exhausted(p) and not self._buffers[p] for p in self._tps)
+
+    def _exhausted(self, p: int) -> bool:
+        return self._fetched[p] >= self._stops[p]
+
+    async def fill(self, want: int) -> None:
+        """Fetch until every unfinished partition has records buffered (or `want` of them)."""
+        hungry = [p for p in self._tps if not self._exhausted(p) and len(self._buffers[p]) < want]
+        if not hungry:
+            return
+        fetched = await self._consumer.getmany(
+            *(self._tps[p] for p in hungry), timeout_ms=FETCH_TIMEOUT_MS, max_records=want
+        )
+        for tp, records in fetched.items():
+            p = tp.partition
+            for record in records:
+                if record.offset >= self._stops[p]:
+                    break
+                self._buffers[p].append(record)
+            if records:
+                self._fetched[p] = min(records[-1].offset + 1, self._stops[p])
+        for p in hungry:  # a gap in offsets (a transaction marker) may hide the stop itself
+            if not self._exhausted(p) and not self._buffers[p]:
+                self._fetched[p] = min(await self._consumer.position(self._tps[p]), self._stops[p])
+
+    def take(self, limit: int) -> tuple[list[RawMessage], dict[int, int]]:
+        """Up to `limit` records, oldest first, while every unfinished partition has one to
+        compare; and the next offset of each partition taken from."""
+        batch: list[RawMessage] = []
+        next_offsets: dict[int, int] = {}
+        while len(batch) < limit:
+            if any(not self._buffers[p] and not self._exhausted(p) for p in self._tps):
+                break
+            heads = [(b[0].timestamp, p) for p, b in self._buffers.items() if b]
+            if not heads:
+                break
+            _, p = min(heads)
+            record = self._buffers[p].popleft()
+            batch.append(RawMessage(record.value, record.key, self.topic, p, record.offset))
+            next_offsets[p] = record.offset + 1
+        for p in self._tps:  # partitions read to their stop record that too
+            if self._exhausted(p) and not self._buffers[p]:
+                next_offsets.setdefault(p, self._stops[p])
+        return batch, next_offsets
 
 
 def _time_of(message: RawMessage, progress: Progress) -> None:
