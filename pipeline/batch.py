@@ -58,21 +58,22 @@ class ChannelLookup(Protocol):
 
 
 def generations(outcomes: list[Outcome]) -> list[list[Outcome]]:
-    """The batch cut before each delivery of an entity already in the current part: each part
-    is one transaction, so every version of an entity is stored on its own, in offset order,
-    and what is stored (audit statuses, reservation history) never depends on where batch
-    boundaries fell; a replay or rebuild, batched differently, ends the same."""
-    parts: list[list[Outcome]] = [[]]
-    entities: set[str] = set()
+    """The batch split so that each part holds at most one delivery per entity: the n-th
+    delivery of an entity in the batch goes to part n. Each part is one transaction, so every
+    version of an entity is stored on its own, in offset order, and what is stored (audit
+    statuses, reservation history) never depends on where batch boundaries fell; a replay or
+    rebuild, batched differently, ends the same. Usually there is one part."""
+    parts: list[list[Outcome]] = []
+    count: dict[str, int] = {}
     for outcome in outcomes:
         entity = outcome.audit.entity_key if outcome.audit is not None else None
-        if entity is not None and entity in entities:
-            parts.append([])
-            entities = set()
+        index = count.get(entity, 0) if entity is not None else 0
         if entity is not None:
-            entities.add(entity)
-        parts[-1].append(outcome)
-    return [part for part in parts if part]
+            count[entity] = index + 1
+        while len(parts) <= index:
+            parts.append([])
+        parts[index].append(outcome)
+    return parts
 
 
 class BatchProcessor:

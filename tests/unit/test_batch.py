@@ -214,12 +214,12 @@ async def test_a_second_version_of_an_entity_is_stored_in_its_own_transaction() 
     messages = [
         delivery("d1", order_id=1, offset=0),
         delivery("d2", order_id=2, offset=1),
-        delivery("d3", order_id=1, offset=2),  # order 1 again: a new transaction from here
+        delivery("d3", order_id=1, offset=2),  # order 1 again: in a second transaction
         delivery("d4", order_id=3, offset=3),
     ]
     report = await processor.handle(messages)
     assert sink.attempts == 2
-    assert [o.source.offset for o in sink.written] == [0, 1, 2, 3]
+    assert [o.source.offset for o in sink.written] == [0, 1, 3, 2]  # order 1's second after
     assert report.statuses == {"COMPLETED": 4}
 
 
