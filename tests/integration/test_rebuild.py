@@ -167,6 +167,9 @@ async def test_rebuild_matches_the_live_database_and_replays_are_idempotent(
     assert done.returncode == 0, done.stderr
     assert "done" in done.stdout
     assert await checksums_of(rebuilt) == live, await differences(settings.database_dsn, rebuilt)
+    twice = run_cli(settings, "rebuild", "--database", rebuilt)
+    assert twice.returncode == 2
+    assert "already holds webhook_events rows" in twice.stderr
 
     for _ in range(2):
         again = run_cli(settings, "replay", "--execute")
