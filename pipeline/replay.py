@@ -330,22 +330,34 @@ class _Merge:
         return self._fetched[p] >= self._stops[p]
 
     async def fill(self, want: int) -> None:
-        """Fetch until every unfinished partition has records buffered (or `want` of them)."""
-        hungry = [p for p in self._tps if not self._exhausted(p) and len(self._buffers[p]) < want]
-        if not hungry:
-            return
-        fetched = await self._consumer.getmany(
-            *(self._tps[p] for p in hungry), timeout_ms=FETCH_TIMEOUT_MS, max_records=want
-        )
-        for tp, records in fetched.items():
-            p = tp.partition
-            for record in records:
-                if record.offset >= self._stops[p]:
-                    break
-                self._buffers[p].append(record)
-            if records:
-                self._fetched[p] = min(records[-1].offset + 1, self._stops[p])
-        for p in hungry:  # a gap in offsets (a transaction marker) may hide the stop itself
+        """Fetch until every unfinished partition has `want` records buffered (a fetch may
+        bring one partition only), within a few fetches, so batches come out full."""
+        for _ in range(len(self._tps) + 1):
+            hungry = [
+                p for p in self._tps if not self._exhausted(p) and len(self._buffers[p]) < want
+            ]
+            if not hungry:
+                return
+            fetched = await self._consumer.getmany(
+                *(self._tps[p] for p in hungry), timeout_ms=FETCH_TIMEOUT_MS, max_records=want
+            )
+            for tp, records in fetched.items():
+                self._keep(tp.partition, records)
+            if not fetched:
+                await self._skip_gaps(hungry)
+                return
+
+    def _keep(self, p: int, records: list[Any]) -> None:
+        for record in records:
+            if record.offset >= self._stops[p]:
+                break
+            self._buffers[p].append(record)
+        if records:
+            self._fetched[p] = min(records[-1].offset + 1, self._stops[p])
+
+    async def _skip_gaps(self, partitions: list[int]) -> None:
+        """A gap in offsets (a transaction marker) may hide a partition's stop itself."""
+        for p in partitions:
             if not self._exhausted(p) and not self._buffers[p]:
                 self._fetched[p] = min(await self._consumer.position(self._tps[p]), self._stops[p])
 

@@ -57,7 +57,7 @@ from pipeline.sink import PostgresSink
 
 # Used for the dry run's time estimate when no --rate caps it (measured on this machine, see
 # README "Replay and rebuild").
-ESTIMATED_MSGS_PER_S = 1500.0
+ESTIMATED_MSGS_PER_S = 800.0
 INTERRUPTED = 130
 
 
