@@ -1,9 +1,5 @@
-"""Running a replay plan: read the planned raw-topic ranges with a group-less consumer, filter,
-process each batch with today's code into the target database, checkpoint after each batch.
-
-The consumer is assigned partitions by hand and has no group id, so the live worker's committed
-offsets are never touched and live traffic keeps flowing while a replay runs.
-"""
+"""Running a replay plan: read the planned raw-topic ranges (pipeline/replay_reader.py), filter,
+process each batch with today's code into the target database, checkpoint after each batch."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from pipeline import envelope as envelopes
 from pipeline import sql
@@ -30,9 +25,8 @@ from pipeline.platforms.base import Normalized, PlatformAdapter
 from pipeline.platforms.registry import adapter_for
 from pipeline.processing import AdapterLookup
 from pipeline.replay_plan import Filters, PartitionRange, Plan
-from pipeline.settings import Settings
+from pipeline.replay_reader import Merge
 
-FETCH_TIMEOUT_MS = 500
 INLINE_ATTEMPTS = 3
 
 
@@ -40,48 +34,6 @@ def new_run_id(now: datetime | None = None) -> str:
     """A run id an operator can type: the start time and a few random characters."""
     moment = now or datetime.now(UTC)
     return f"{moment:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
-
-
-def create_reader(settings: Settings) -> AIOKafkaConsumer:
-    """A consumer with no group: it reads assigned partitions and never commits anything."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        client_id=f"{settings.app_id}-replay",
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-
-
-class KafkaOffsets:
-    """The raw topic's partitions and offsets as the planner needs them."""
-
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
-        self._consumer = consumer
-        self._topic = topic
-
-    def _tps(self, partitions: list[int]) -> list[TopicPartition]:
-        return [TopicPartition(self._topic, p) for p in partitions]
-
-    async def partitions(self) -> list[int]:
-        # aiokafka has no public call for a fresh topic's partitions without subscribing.
-        cluster = await self._consumer._client.fetch_all_metadata()
-        return sorted(cluster.partitions_for_topic(self._topic) or ())
-
-    async def beginning(self, partitions: list[int]) -> dict[int, int]:
-        found = await self._consumer.beginning_offsets(self._tps(partitions))
-        return {tp.partition: int(o) for tp, o in found.items()}
-
-    async def end(self, partitions: list[int]) -> dict[int, int]:
-        found = await self._consumer.end_offsets(self._tps(partitions))
-        return {tp.partition: int(o) for tp, o in found.items()}
-
-    async def for_time(self, partitions: list[int], ms: int) -> dict[int, int | None]:
-        found = await self._consumer.offsets_for_times({tp: ms for tp in self._tps(partitions)})
-        return {tp.partition: None if o is None else int(o.offset) for tp, o in found.items()}
 
 
 class NeverSeen:
@@ -240,7 +192,7 @@ class ReplayRun:
         progress = Progress(total=sum(r.stop - self._next(r) for r in todo))
         if not todo:
             return progress, True
-        merge = _Merge(
+        merge = Merge(
             self.consumer, self.plan.topic, {r.partition: (self._next(r), r.stop) for r in todo}
         )
         last_report = time.monotonic()
@@ -302,84 +254,6 @@ class ReplayRun:
         if ahead > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), ahead)
-
-
-class _Merge:
-    """The planned ranges of every partition as one stream in Kafka timestamp order, the order
-    the ingress accepted the deliveries in: stock and products then come before the orders that
-    reserve them, as they did live, even when they sit in another partition."""
-
-    def __init__(
-        self, consumer: AIOKafkaConsumer, topic: str, ranges: dict[int, tuple[int, int]]
-    ) -> None:
-        self._consumer = consumer
-        self.topic = topic
-        self._tps = {p: TopicPartition(topic, p) for p in ranges}
-        self._stops = {p: stop for p, (_, stop) in ranges.items()}
-        self._fetched = {p: start for p, (start, _) in ranges.items()}  # next offset to fetch
-        self._buffers: dict[int, deque[Any]] = {p: deque() for p in ranges}
-        consumer.assign(list(self._tps.values()))
-        for p, (start, _) in ranges.items():
-            consumer.seek(self._tps[p], start)
-
-    @property
-    def done(self) -> bool:
-        return all(self._exhausted(p) and not self._buffers[p] for p in self._tps)
-
-    def _exhausted(self, p: int) -> bool:
-        return self._fetched[p] >= self._stops[p]
-
-    async def fill(self, want: int) -> None:
-        """Fetch until every unfinished partition has `want` records buffered (a fetch may
-        bring one partition only), within a few fetches, so batches come out full."""
-        for _ in range(len(self._tps) + 1):
-            hungry = [
-                p for p in self._tps if not self._exhausted(p) and len(self._buffers[p]) < want
-            ]
-            if not hungry:
-                return
-            fetched = await self._consumer.getmany(
-                *(self._tps[p] for p in hungry), timeout_ms=FETCH_TIMEOUT_MS, max_records=want
-            )
-            for tp, records in fetched.items():
-                self._keep(tp.partition, records)
-            if not fetched:
-                await self._skip_gaps(hungry)
-                return
-
-    def _keep(self, p: int, records: list[Any]) -> None:
-        for record in records:
-            if record.offset >= self._stops[p]:
-                break
-            self._buffers[p].append(record)
-        if records:
-            self._fetched[p] = min(records[-1].offset + 1, self._stops[p])
-
-    async def _skip_gaps(self, partitions: list[int]) -> None:
-        """A gap in offsets (a transaction marker) may hide a partition's stop itself."""
-        for p in partitions:
-            if not self._exhausted(p) and not self._buffers[p]:
-                self._fetched[p] = min(await self._consumer.position(self._tps[p]), self._stops[p])
-
-    def take(self, limit: int) -> tuple[list[RawMessage], dict[int, int]]:
-        """Up to `limit` records, oldest first, while every unfinished partition has one to
-        compare; and the next offset of each partition taken from."""
-        batch: list[RawMessage] = []
-        next_offsets: dict[int, int] = {}
-        while len(batch) < limit:
-            if any(not self._buffers[p] and not self._exhausted(p) for p in self._tps):
-                break
-            heads = [(b[0].timestamp, p) for p, b in self._buffers.items() if b]
-            if not heads:
-                break
-            _, p = min(heads)
-            record = self._buffers[p].popleft()
-            batch.append(RawMessage(record.value, record.key, self.topic, p, record.offset))
-            next_offsets[p] = record.offset + 1
-        for p in self._tps:  # partitions read to their stop record that too
-            if self._exhausted(p) and not self._buffers[p]:
-                next_offsets.setdefault(p, self._stops[p])
-        return batch, next_offsets
 
 
 def _time_of(message: RawMessage, progress: Progress) -> None:

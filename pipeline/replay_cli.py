@@ -30,14 +30,11 @@ from pipeline.producer import Producer
 from pipeline.publish import Publisher
 from pipeline.replay import (
     Checkpoints,
-    KafkaOffsets,
     NeverSeen,
     NoPublisher,
-    Progress,
     ReplayRun,
     StatusFilter,
     count_only,
-    create_reader,
     inline_retries,
     new_run_id,
     processor_handler,
@@ -52,6 +49,8 @@ from pipeline.replay_plan import (
     parse_offsets,
     parse_when,
 )
+from pipeline.replay_reader import KafkaOffsets, create_reader
+from pipeline.replay_report import duration, print_plan, progress_line, stamp
 from pipeline.settings import Secret, Settings
 from pipeline.sink import PostgresSink
 
@@ -221,7 +220,7 @@ async def _replay(job: _Job, selection: Selection, args: argparse.Namespace) -> 
         checkpoints = Checkpoints(pool)
         async with _reader(job.target) as consumer:
             plan, resume_from, run_id = await _plan(job, selection, consumer, checkpoints, args)
-            _print_plan(plan, resume_from, run_id)
+            print_plan(plan, resume_from, run_id)
             if not job.execute:
                 return await _dry_run(job, plan, consumer, pool, args)
             if plan.lost and not args.allow_gaps:
@@ -290,27 +289,6 @@ async def _plan(
         raise CliError(str(exc)) from None
 
 
-def _print_plan(plan: Plan, resume_from: dict[int, int], run_id: str | None) -> None:
-    if run_id is not None:
-        print(f"resuming run {run_id}")
-    print(f"topic {plan.topic}: {plan.messages} message(s) in range")
-    for r in plan.ranges:
-        start = max(r.start, resume_from.get(r.partition, r.start))
-        line = f"  partition {r.partition}: offsets {start}-{r.stop} ({r.stop - start} messages)"
-        print(line + (f", resuming at {start}" if r.partition in resume_from else ""))
-    for r in plan.lost:
-        assert r.lost is not None
-        print(
-            f"  LOST partition {r.partition}: offsets {r.lost[0]}-{r.lost[1]} were deleted by "
-            "retention and cannot be replayed"
-        )
-    names = ("platforms", "shops", "topics", "entities", "statuses")
-    chosen = [
-        f"{n}={','.join(getattr(plan.filters, n))}" for n in names if getattr(plan.filters, n)
-    ]
-    print(f"filters: {' '.join(chosen) if chosen else 'none (every delivery)'}")
-
-
 async def _dry_run(
     job: _Job, plan: Plan, consumer: AIOKafkaConsumer, pool: asyncpg.Pool, args: argparse.Namespace
 ) -> int:
@@ -321,8 +299,8 @@ async def _dry_run(
     progress, _ = await reader.run()
     rate = args.rate or ESTIMATED_MSGS_PER_S
     print(f"matching: {progress.matched} deliveries")
-    print(f"received: {_stamp(progress.first_ms)} .. {_stamp(progress.last_ms)}")
-    print(f"estimate: {_duration(progress.matched / rate)} at {rate:g}/s")
+    print(f"received: {stamp(progress.first_ms)} .. {stamp(progress.last_ms)}")
+    print(f"estimate: {duration(progress.matched / rate)} at {rate:g}/s")
     flag = "--execute" if job.kind == "replay" else "without --dry-run"
     print(f"dry run: nothing was processed; run again {flag} to {job.kind}")
     return 0
@@ -361,7 +339,7 @@ async def _execute(
             status_filter=_status_filter(plan, pool),
             batch_max=args.batch,
             rate_per_s=args.rate,
-            on_progress=_progress_line,
+            on_progress=progress_line,
         )
         with _stop_on_signals(reader.stop):
             progress, complete = await reader.run()
@@ -381,7 +359,7 @@ async def _execute(
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(progress.statuses.items())) or "none"
     print(
         f"run {run_id} done: read {progress.read}, replayed {progress.processed} in "
-        f"{_duration(time.monotonic() - progress.started)} "
+        f"{duration(time.monotonic() - progress.started)} "
         f"({progress.rate(time.monotonic()):.0f}/s); audit rows written: {statuses}"
     )
     return 0
@@ -420,29 +398,3 @@ class _stop_on_signals:
     def __exit__(self, *exc: object) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._loop.remove_signal_handler(sig)
-
-
-def _progress_line(progress: Progress) -> None:
-    now = time.monotonic()
-    eta = progress.eta_s(now)
-    print(
-        f"replay: read {progress.read}/{progress.total}, replayed {progress.processed}, "
-        f"{progress.rate(now):.0f}/s, ETA {_duration(eta) if eta is not None else '?'}",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def _stamp(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

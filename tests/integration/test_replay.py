@@ -25,8 +25,9 @@ from pipeline.kafka import topic_names
 from pipeline.platforms.base import Normalized, PlatformAdapter
 from pipeline.platforms.registry import adapter_for
 from pipeline.publish import Publisher
-from pipeline.replay import KafkaOffsets, NeverSeen, ReplayRun, create_reader, processor_handler
+from pipeline.replay import NeverSeen, ReplayRun, processor_handler
 from pipeline.replay_plan import Selection, make_plan
+from pipeline.replay_reader import KafkaOffsets, create_reader
 from pipeline.resources import Resources
 from pipeline.settings import Settings
 from pipeline.sink import PostgresSink
