@@ -60,8 +60,18 @@ async def _send_orders(send: Sender, count: int, first: int = 7_000_000) -> None
         assert await send("orders/updated", payload) == 200
 
 
-async def _process_with_old_code(settings: Settings, resources: Resources) -> None:
-    """What the live worker did back then: every delivery read by the old reader."""
+class _NoChannels:
+    """A channel lookup that finds nothing: the channel was not added yet."""
+
+    async def get(self, platform: str, shop_id: str) -> object | None:
+        return None
+
+
+async def _process_with_old_code(
+    settings: Settings, resources: Resources, *, channel_gap: bool = False
+) -> None:
+    """What the live worker did back then: every delivery read by the old reader (or, with
+    `channel_gap`, by today's reader while the shop had no channel)."""
     consumer = create_reader(settings)
     await consumer.start()
     try:
@@ -71,8 +81,8 @@ async def _process_with_old_code(settings: Settings, resources: Resources) -> No
             PostgresSink(resources.pool),
             Publisher(resources.producer, topic_names(settings)),
             NeverSeen(),
-            channels=ChannelStore(resources.pool),
-            adapters=_old_adapters,
+            channels=_NoChannels() if channel_gap else ChannelStore(resources.pool),
+            adapters=adapter_for if channel_gap else _old_adapters,
         )
 
         async def no_checkpoint(offsets: dict[int, int]) -> None:
@@ -83,12 +93,13 @@ async def _process_with_old_code(settings: Settings, resources: Resources) -> No
         await consumer.stop()
 
 
-async def _statuses(resources: Resources, shop: str) -> dict[str, int]:
+async def _statuses(resources: Resources, shop: str, orders: str = "70000") -> dict[str, int]:
     """This test's deliveries' statuses (the session's database is shared with other tests)."""
     rows = await resources.pool.fetch(
         "SELECT status, count(*) AS n FROM webhook_events"
-        " WHERE shop_id = $1 AND entity_key LIKE '%order:70000%' GROUP BY status",
+        " WHERE shop_id = $1 AND entity_key LIKE $2 GROUP BY status",
         shop,
+        f"%order:{orders}%",
     )
     return {r["status"]: r["n"] for r in rows}
 
@@ -120,6 +131,24 @@ async def test_a_reader_gap_closes_by_replaying_the_ignored_deliveries(
     assert await _statuses(resources, shop) == {"COMPLETED": 12}  # updated once, not doubled
     events = "SELECT count(*) FROM commerce_events WHERE shop_id = $1 AND entity_id LIKE '70000%'"
     assert await resources.pool.fetchval(events, shop) == 12
+
+
+async def test_dead_lettered_deliveries_are_stored_by_a_replay_once_the_gap_is_closed(
+    settings: Settings, resources: Resources, send: Sender
+) -> None:
+    shop = "it-shop.myshopify.com"
+    await _send_orders(send, 5, first=7_300_000)
+    await _process_with_old_code(settings, resources, channel_gap=True)
+    assert await _statuses(resources, shop, "73000") == {"DEAD_LETTERED": 5}
+    letters = "SELECT count(*) FROM dead_letters WHERE source_topic = $1"
+    raw = topic_names(settings).raw
+    assert await resources.pool.fetchval(letters, raw) == 5
+
+    for _ in range(2):
+        done = run_cli(settings, "replay", "--status", "DEAD_LETTERED", "--execute")
+        assert done.returncode == 0, done.stderr
+    assert await _statuses(resources, shop, "73000") == {"COMPLETED": 5}
+    assert await resources.pool.fetchval(letters, raw) == 5  # the letters stay, as history
 
 
 async def _stored(resources: Resources) -> int:
