@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
 
@@ -13,7 +13,6 @@ from pipeline.errors import is_transient
 from pipeline.outcomes import Outcome, RawMessage
 from pipeline.platforms.registry import adapter_for
 from pipeline.processing import AdapterLookup, process_envelope, read_envelope, utcnow
-from pipeline.publish import Publisher
 from pipeline.retry import Backoff, until_done
 from pipeline.sink import PostgresSink, WriteResult
 
@@ -46,10 +45,35 @@ class BatchReport:
         self.already_recorded += result.already_recorded
 
 
+class EventPublisher(Protocol):
+    """Where a stored batch's events, dead letters and retries go (pipeline/publish.py)."""
+
+    async def publish(self, outcomes: Sequence[Outcome]) -> int: ...
+
+
 class ChannelLookup(Protocol):
     """Where the worker checks that a delivery's shop still has a channel."""
 
     async def get(self, platform: str, shop_id: str) -> object | None: ...
+
+
+def generations(outcomes: list[Outcome]) -> list[list[Outcome]]:
+    """The batch split so that each part holds at most one delivery per entity: the n-th
+    delivery of an entity in the batch goes to part n. Each part is one transaction, so every
+    version of an entity is stored on its own, in offset order, and what is stored (audit
+    statuses, reservation history) never depends on where batch boundaries fell; a replay or
+    rebuild, batched differently, ends the same. Usually there is one part."""
+    parts: list[list[Outcome]] = []
+    count: dict[str, int] = {}
+    for outcome in outcomes:
+        entity = outcome.audit.entity_key if outcome.audit is not None else None
+        index = count.get(entity, 0) if entity is not None else 0
+        if entity is not None:
+            count[entity] = index + 1
+        while len(parts) <= index:
+            parts.append([])
+        parts[index].append(outcome)
+    return parts
 
 
 class BatchProcessor:
@@ -61,10 +85,11 @@ class BatchProcessor:
     def __init__(
         self,
         sink: PostgresSink,
-        publisher: Publisher,
+        publisher: EventPublisher,
         seen: SeenDeliveries,
         *,
         channels: ChannelLookup | None = None,
+        replay_run: str | None = None,
         max_attempts: int = 5,
         backoff: Backoff | None = None,
         adapters: AdapterLookup = adapter_for,
@@ -76,11 +101,12 @@ class BatchProcessor:
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self._adapters = adapters
+        self._replay_run = replay_run
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchReport:
         report = BatchReport(received=len(messages))
         moment = utcnow()
-        items = [read_envelope(m, moment) for m in messages]
+        items = [self._mark(read_envelope(m, moment)) for m in messages]
         known = await self._known_channels(
             {(i.platform, i.shop_id) for i in items if isinstance(i, Envelope)}
         )
@@ -110,7 +136,9 @@ class BatchProcessor:
                 in_batch.add(outcome.dedupe_key)
             outcomes.append(outcome)
 
-        stored = await self._store(outcomes, report)
+        stored: list[Outcome] = []
+        for generation in generations(outcomes):
+            stored += await self._store(generation, report)
         report.published = await until_done(
             lambda: self._publisher.publish(stored),
             retriable=is_transient,
@@ -128,6 +156,13 @@ class BatchProcessor:
             ]
         )
         return report
+
+    def _mark(self, item: Envelope | Outcome) -> Envelope | Outcome:
+        """In a replay run every envelope is a replay of that run (the message bytes, which dead
+        letters keep, stay as they were on the raw topic)."""
+        if self._replay_run is None or not isinstance(item, Envelope):
+            return item
+        return replace(item, replay=True, replay_run=self._replay_run)
 
     async def _known_channels(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
         if self._channels is None:

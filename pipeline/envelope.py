@@ -34,6 +34,8 @@ class Envelope:
     attempt: int = 1
     replay: bool = False
     first_failed_at_ms: int | None = None
+    # Which `pipeline replay`/`rebuild` run re-read it from the raw topic (None otherwise).
+    replay_run: str | None = None
 
     @property
     def dedupe_key(self) -> str:
@@ -50,6 +52,8 @@ def encode(envelope: Envelope) -> bytes:
     except UnicodeDecodeError:
         fields["body"] = base64.b64encode(body).decode("ascii")
         fields["body_encoding"] = "base64"
+    if fields["replay_run"] is None:  # absent unless a replay set it, as before the field existed
+        del fields["replay_run"]
     fields["v"] = ENVELOPE_VERSION
     return orjson.dumps(fields)
 
@@ -84,6 +88,7 @@ def decode(raw: bytes) -> Envelope:
             attempt=attempt,
             replay=bool(data.get("replay", False)),
             first_failed_at_ms=first_failed,
+            replay_run=_opt_str(data.get("replay_run")),
             **{name: _opt_str(data.get(name)) for name in _OPTIONAL},
         )
     except (TypeError, ValueError) as exc:

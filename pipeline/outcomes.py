@@ -41,6 +41,8 @@ class AuditRecord:
     error: str | None
     source: RawMessage
     attempts: int = 1
+    # A replayed delivery may also move on from IGNORED (a reader gap fixed since).
+    replay: bool = False
 
 
 @dataclass(frozen=True, slots=True)

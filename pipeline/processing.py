@@ -97,6 +97,7 @@ def process_envelope(
         error=None,
         source=message,
         attempts=item.attempt,
+        replay=item.replay,
     )
     outcome = Outcome(source=message, dedupe_key=item.dedupe_key, audit=audit)
 

@@ -131,11 +131,23 @@ def _final_audits(
 
 
 async def _insert_audits(conn: Connection, audits: list[AuditRecord]) -> list[str]:
-    """Insert audit rows; returns the statuses of the rows that were new."""
+    """Insert audit rows; returns the statuses of the rows that were new (or moved on).
+
+    Replayed deliveries take their own statement, which may also move an IGNORED or
+    dead-lettered row on once today's code handles the delivery differently.
+    """
+    live = await _upsert_audits(
+        conn, sql.INSERT_WEBHOOK_EVENTS, [a for a in audits if not a.replay]
+    )
+    replayed = [a for a in audits if a.replay]
+    return live + await _upsert_audits(conn, sql.UPSERT_REPLAYED_WEBHOOK_EVENTS, replayed)
+
+
+async def _upsert_audits(conn: Connection, statement: str, audits: list[AuditRecord]) -> list[str]:
     if not audits:
         return []
     rows = await conn.fetch(
-        sql.INSERT_WEBHOOK_EVENTS,
+        statement,
         [a.platform for a in audits],
         [a.shop_id for a in audits],
         [a.topic for a in audits],

@@ -43,6 +43,7 @@ def envelope(
     shop_id: str = SHOP,
     received_at_ms: int = RECEIVED_AT_MS,
     malformed: bool = False,
+    order_id: int = 450789469,
 ) -> Envelope:
     return Envelope(
         platform=platform,
@@ -50,7 +51,7 @@ def envelope(
         topic=topic,
         delivery_id=delivery_id,
         received_at_ms=received_at_ms,
-        entity_key=f"shopify:{shop_id}:order:450789469",
+        entity_key=f"shopify:{shop_id}:order:{order_id}",
         body=fixture_bytes("order_paid") if body is None else body,
         malformed=malformed,
     )
@@ -83,7 +84,7 @@ def raw(
 def delivery(delivery_id: str, *, order_id: int = 450789469, offset: int = 0) -> RawMessage:
     """A raw message for an orders/updated delivery of one order."""
     body = order_body(id=order_id, updated_at=f"2024-03-11T11:{offset % 60:02d}:00-05:00")
-    return raw(envelope(body, delivery_id=delivery_id), offset=offset)
+    return raw(envelope(body, delivery_id=delivery_id, order_id=order_id), offset=offset)
 
 
 EVENT_ID = "98880550-7158-44d4-b7cd-2c97c8a091b5"

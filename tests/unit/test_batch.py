@@ -207,3 +207,36 @@ async def test_cancelled_during_an_outage_never_marks() -> None:
         await task
     assert seen.marked == []
     assert publisher.attempts == 0
+
+
+async def test_a_second_version_of_an_entity_is_stored_in_its_own_transaction() -> None:
+    processor, sink, _, _ = build()
+    messages = [
+        delivery("d1", order_id=1, offset=0),
+        delivery("d2", order_id=2, offset=1),
+        delivery("d3", order_id=1, offset=2),  # order 1 again: in a second transaction
+        delivery("d4", order_id=3, offset=3),
+    ]
+    report = await processor.handle(messages)
+    assert sink.attempts == 2
+    assert [o.source.offset for o in sink.written] == [0, 1, 3, 2]  # order 1's second after
+    assert report.statuses == {"COMPLETED": 4}
+
+
+async def test_a_replay_run_marks_every_envelope_as_its_replay_and_skips_no_seen_delivery() -> None:
+    log: list[str] = []
+    sink = FakeSink(log)
+    seen = FakeSeen(log, [key("d1")])
+    processor = BatchProcessor(
+        sink,  # type: ignore[arg-type]
+        FakePublisher(log),  # type: ignore[arg-type]
+        seen,
+        backoff=NO_WAIT,
+        replay_run="20261202T070000-abcd",
+    )
+    report = await processor.handle(batch("d1"))
+    assert report.duplicates == 0
+    audit = sink.written[0].audit
+    assert audit is not None
+    assert audit.replay
+    assert sink.written[0].source.value == batch("d1")[0].value  # the bytes stay as they were

@@ -766,3 +766,34 @@ def test_a_reader_that_goes_away_stops_the_command_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["rebuild", "--database", "nope"], "--database 'nope' is not a postgresql:// URL"),
+        (
+            ["rebuild", "--database", "postgresql://postgres@127.0.0.1:5432/pipeline"],
+            "--database is the live DATABASE_URL",
+        ),
+        (["replay", "--from", "yesterday"], "'yesterday' is not a time"),
+        (["replay", "--offsets", "0:9-3"], "ends before it starts"),
+    ],
+)
+def test_replay_and_rebuild_mistakes_are_one_line_before_connecting(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    status, err = run(capsys, *argv)
+    assert status == 2
+    assert err.startswith("pipeline: error: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("rate", ["0", "-1", "fast", "100001"])
+def test_a_replay_rate_must_be_a_sensible_number(
+    capsys: pytest.CaptureFixture[str], rate: str
+) -> None:
+    status, err = run(capsys, "replay", "--rate", rate)
+    assert status == 2
+    assert "--rate" in err

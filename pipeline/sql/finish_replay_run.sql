@@ -1,0 +1,2 @@
+-- A run that read its whole plan.
+UPDATE replay_runs SET finished_at = now() WHERE run_id = $1
