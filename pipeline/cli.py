@@ -156,8 +156,15 @@ _ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[An
 }
 
 
+def _aliased(argv: list[str]) -> list[str]:
+    """`replay --canonical ...` is `reemit ...`: the canonical events again, from Postgres."""
+    if argv[:1] == ["replay"] and "--canonical" in argv:
+        return ["reemit", *(a for a in argv[1:] if a != "--canonical")]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_aliased(list(sys.argv[1:] if argv is None else argv)))
     try:
         return _run(args)
     except CliError as exc:

@@ -797,3 +797,9 @@ def test_a_replay_rate_must_be_a_sensible_number(
     status, err = run(capsys, "replay", "--rate", rate)
     assert status == 2
     assert "--rate" in err
+
+
+def test_replay_canonical_is_reemit(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, "replay", "--canonical", "--shop", "x.myshopify.com")
+    assert code == 2
+    assert "--shop needs --platform" in err  # reemit's own rule; replay has no such one
