@@ -65,8 +65,10 @@ async def _run_in_sandbox(
                 await _exercise(run)
             finally:
                 await _stop(run)
-    finally:
-        _keep_or_remove_logs(run, work)
+    except BaseException:
+        _keep_or_remove_logs(run, work, failed=True)
+        raise
+    _keep_or_remove_logs(run, work)
     return run.result
 
 
@@ -191,9 +193,10 @@ async def _stop(run: Run) -> None:
         proc.stop()
 
 
-def _keep_or_remove_logs(run: Run | None, work: Path) -> None:
-    """Logs stay for a failed run (or when asked for); otherwise the work directory goes."""
-    if run is not None and (not run.result.ok or run.cfg.keep_logs):
+def _keep_or_remove_logs(run: Run | None, work: Path, *, failed: bool = False) -> None:
+    """Logs stay for a failed or broken-off run (or when asked for); otherwise the work
+    directory goes."""
+    if run is not None and (failed or not run.result.ok or run.cfg.keep_logs):
         logs = [str(p) for proc in run.processes for p in proc.logs]
         run.say("logs kept: " + " ".join(logs))
     else:
