@@ -42,3 +42,6 @@ SELECT_ORDER_RESERVATIONS = _load("select_order_reservations")
 SELECT_ORDER_FULFILLMENTS = _load("select_order_fulfillments")
 SELECT_ORDER_DELIVERIES = _load("select_order_deliveries")
 SELECT_ORDER_EVENTS = _load("select_order_events")
+
+# Distributed locks: the fence check of a guarded write.
+ADVANCE_LOCK_FENCE = _load("advance_lock_fence")
