@@ -19,7 +19,7 @@ import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from pipeline import credentials_cli, dlq_cli, orders_cli
+from pipeline import credentials_cli, dlq_cli, fx_cli, orders_cli
 from pipeline.cli_common import CliError, with_db
 from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     credentials_cli.add_parsers(sub)
     dlq_cli.add_parser(sub)
     orders_cli.add_parser(sub)
+    fx_cli.add_parser(sub)
     schemas = sub.add_parser("schemas", help="JSON Schemas of the canonical events")
     schemas.add_argument("action", choices=["export"], help="write or print every event's schema")
     schemas.add_argument("--out", type=Path, help="directory for one <schema>.json per record")
@@ -145,6 +146,7 @@ def _export_schemas(out: Path | None) -> int:
 _ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "dlq": dlq_cli.run,
     "orders": orders_cli.run,
+    "fx": fx_cli.run,
     "apps": credentials_cli.run,
     "channels": credentials_cli.run,
     "locations": credentials_cli.run,

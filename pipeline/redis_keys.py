@@ -3,7 +3,8 @@ and this module names the prefix of each, so no two features can collide on a ke
 
     pipeline:lock:<name>         the holder's random token, with the lease's TTL (PX)
     pipeline:fence:<name>        the lock's fencing counter: no TTL, only ever increases
-    pipeline:fx:latest:<base>    the newest rates against <base>, JSON, FX_CACHE_TTL_S
+    pipeline:fx:latest           the newest rate set (provider, base, as_of, rates), JSON,
+                                 expiring after FX_CACHE_TTL_S
 """
 
 from __future__ import annotations
@@ -21,6 +22,6 @@ def fence_key(name: str, root: str = ROOT) -> str:
     return f"{root}:fence:{name}"
 
 
-def fx_latest_key(base: str, root: str = ROOT) -> str:
-    """The key of the cached newest rates against currency `base`."""
-    return f"{root}:fx:latest:{base}"
+def fx_latest_key(root: str = ROOT) -> str:
+    """The key of the cached newest rate set (any base is crossed from it)."""
+    return f"{root}:fx:latest"

@@ -45,3 +45,8 @@ SELECT_ORDER_EVENTS = _load("select_order_events")
 
 # Distributed locks: the fence check of a guarded write.
 ADVANCE_LOCK_FENCE = _load("advance_lock_fence")
+
+# Exchange-rate snapshots (`pipeline fx`).
+INSERT_EXCHANGE_RATES = _load("insert_exchange_rates")
+SELECT_EXCHANGE_RATE_DAYS = _load("select_exchange_rate_days")
+SELECT_EXCHANGE_RATES = _load("select_exchange_rates")

@@ -53,6 +53,8 @@ def app(feed: Feed) -> web.Application:
         step = feed.next(path)
         if step == "slow":
             await asyncio.sleep(5)
+        if step == "slow-ish":  # answers, but late enough for others to find a lock held
+            await asyncio.sleep(0.2)
         if step.isdigit():
             return web.Response(status=int(step), text="<html>error</html>")
         if step == "garbage":

@@ -11,7 +11,7 @@ from pipeline.errors import is_transient
 def test_keys_of_each_job_have_their_own_prefix() -> None:
     assert redis_keys.lock_key("fx-refresh") == "pipeline:lock:fx-refresh"
     assert redis_keys.fence_key("fx-refresh") == "pipeline:fence:fx-refresh"
-    assert redis_keys.fx_latest_key("EUR") == "pipeline:fx:latest:EUR"
+    assert redis_keys.fx_latest_key() == "pipeline:fx:latest"
     assert redis_keys.lock_key("x", root="t1") == "t1:lock:x"
 
 
