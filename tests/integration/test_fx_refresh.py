@@ -166,6 +166,8 @@ def pipeline(settings: Settings, redis_url: str, *args: str) -> subprocess.Compl
         "DATABASE_URL": settings.database_dsn,
         "REDIS_URL": redis_url,
         "LOG_FORMAT": "text",
+        "FX_PROVIDERS": settings.fx_providers,
+        "OXR_APP_ID": "",
     }
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", *args],
@@ -216,3 +218,25 @@ async def test_cli_show_and_history(
     history = await asyncio.to_thread(pipeline, base_settings, own_redis.url, "fx", "history")
     [line] = history.stdout.splitlines()
     assert line.startswith("2026-12-01  ecb  EUR    3 quotes  fetched ")
+
+
+async def test_cli_refresh_without_redis_is_one_line(
+    base_settings: Settings, own_redis: OwnRedis
+) -> None:
+    own_redis.stop()
+    done = await asyncio.to_thread(pipeline, base_settings, own_redis.url, "fx", "refresh")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        f"pipeline: error: cannot reach Redis at redis://127.0.0.1:{own_redis.port}/0 ("
+    )
+    assert done.stderr.rstrip().endswith("; check REDIS_URL")
+    assert done.stderr.count("\n") == 1
+
+
+async def test_cli_refresh_with_no_provider_reachable_names_each(
+    base_settings: Settings, own_redis: OwnRedis
+) -> None:
+    env_settings = base_settings.with_overrides(fx_providers="oxr")
+    done = await asyncio.to_thread(pipeline, env_settings, own_redis.url, "fx", "refresh")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "pipeline: error: no provider gave rates: oxr: OXR_APP_ID is not set\n"
