@@ -8,7 +8,9 @@ arguments or an unreachable Redis or Postgres.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import decimal
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 
@@ -19,13 +21,15 @@ from redis.exceptions import RedisError
 
 from pipeline.cli_common import CliError, with_db
 from pipeline.endpoints import masked
+from pipeline.fencing import StaleFence
 from pipeline.fx import cache, store
-from pipeline.fx.providers import AllProvidersFailed
+from pipeline.fx.providers import AllProvidersFailed, RateProvider
 from pipeline.fx.rates import RateSet, UnknownCurrency, is_currency
 from pipeline.fx.refresh import LOCK, configured_providers, refresh
-from pipeline.locks import LockNotAcquired
+from pipeline.locks import LockLost, LockNotAcquired
 from pipeline.settings import Settings
 
+log = logging.getLogger("pipeline.fx")
 _SHOWN = decimal.Context(prec=10)  # significant digits printed of a (crossed) rate
 
 
@@ -33,7 +37,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """The `fx` subcommand."""
     fx = sub.add_parser("fx", help="exchange rates: refresh, show, history")
     actions = fx.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("refresh", help="fetch the newest rates (FX_PROVIDERS in order), store them")
+    refresh_cmd = actions.add_parser(
+        "refresh", help="fetch the newest rates (FX_PROVIDERS in order), store them"
+    )
+    refresh_cmd.add_argument(
+        "--loop", action="store_true", help="again every FX_REFRESH_MINUTES, until stopped"
+    )
     show = actions.add_parser("show", help="the rates in force now, or on a day")
     show.add_argument("--at", help="a day, YYYY-MM-DD (default: the newest rates)")
     show.add_argument("--base", help="express the rates against this currency (e.g. USD)")
@@ -65,7 +74,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if not 0 < args.limit <= 1000:
             raise CliError(f"--limit {args.limit} must be 1 to 1000")
         return await with_db(settings, lambda pool: _history(pool, args.limit))
-    return await _with_redis(settings, lambda redis: _refresh(settings, redis))
+    return await _with_redis(settings, lambda redis: _refresh(settings, redis, args.loop))
 
 
 async def _with_redis(settings: Settings, action: Callable[[Redis], Awaitable[int]]) -> int:
@@ -82,27 +91,41 @@ def _redis_unreachable(settings: Settings, exc: BaseException) -> CliError:
     )
 
 
-async def _refresh(settings: Settings, redis: Redis) -> int:
-    async def run_once(pool: asyncpg.Pool) -> int:
+async def _refresh(settings: Settings, redis: Redis, loop: bool) -> int:
+    async def run(pool: asyncpg.Pool) -> int:
         async with aiohttp.ClientSession() as session:
             providers = configured_providers(settings, session)
-            today = datetime.now(UTC).date()
-            try:
-                rates = await refresh(settings, pool, redis, providers, today)
-            except LockNotAcquired:
-                print(f"skipped: another refresh holds the {LOCK!r} lock")
+            if not loop:
+                print(await _refresh_once(settings, pool, redis, providers))
                 return 0
-            except AllProvidersFailed as exc:
-                raise CliError(str(exc), status=1) from None
-            except (RedisError, OSError) as exc:
-                raise _redis_unreachable(settings, exc) from None
-        print(
-            f"stored {len(rates.rates)} {rates.provider} rates against {rates.base} "
-            f"as of {rates.as_of.isoformat()}; cached for {settings.fx_cache_ttl_s:g} s"
-        )
-        return 0
+            while True:  # until SIGINT/SIGTERM
+                try:
+                    log.info(await _refresh_once(settings, pool, redis, providers))
+                except CliError as exc:
+                    log.warning("fx refresh failed, will try again", extra={"error": str(exc)})
+                await asyncio.sleep(settings.fx_refresh_minutes * 60)
 
-    return await with_db(settings, run_once)
+    return await with_db(settings, run)
+
+
+async def _refresh_once(
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, providers: list[RateProvider]
+) -> str:
+    """One refresh, described in one line; a CliError for what went wrong."""
+    try:
+        rates = await refresh(settings, pool, redis, providers, datetime.now(UTC).date())
+    except LockNotAcquired:
+        return f"skipped: another refresh holds the {LOCK!r} lock"
+    except AllProvidersFailed as exc:
+        raise CliError(str(exc), status=1) from None
+    except (LockLost, StaleFence) as exc:
+        raise CliError(f"refresh abandoned: {exc}", status=1) from None
+    except (RedisError, OSError) as exc:
+        raise _redis_unreachable(settings, exc) from None
+    return (
+        f"stored {len(rates.rates)} {rates.provider} rates against {rates.base} "
+        f"as of {rates.as_of.isoformat()}; cached for {settings.fx_cache_ttl_s:g} s"
+    )
 
 
 async def _show(settings: Settings, redis: Redis, at: date | None, base: str | None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -240,3 +241,31 @@ async def test_cli_refresh_with_no_provider_reachable_names_each(
     done = await asyncio.to_thread(pipeline, env_settings, own_redis.url, "fx", "refresh")
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == "pipeline: error: no provider gave rates: oxr: OXR_APP_ID is not set\n"
+
+
+async def test_cli_refresh_loop_keeps_trying_every_fx_refresh_minutes(
+    base_settings: Settings, own_redis: OwnRedis
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": base_settings.database_dsn,
+        "REDIS_URL": own_redis.url,
+        "LOG_FORMAT": "text",
+        "FX_PROVIDERS": "oxr",
+        "OXR_APP_ID": "",
+        "FX_REFRESH_MINUTES": "0.005",  # 0.3 s
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "fx", "refresh", "--loop"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    await asyncio.sleep(4.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.to_thread(proc.communicate, timeout=10)
+    failures = [line for line in err.splitlines() if "fx refresh failed, will try again" in line]
+    assert 3 <= len(failures) <= 14, err
+    assert proc.returncode == 130
