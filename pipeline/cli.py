@@ -19,7 +19,7 @@ import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from pipeline import credentials_cli, dlq_cli, orders_cli, reemit_cli, replay_cli
+from pipeline import credentials_cli, dlq_cli, fx_cli, orders_cli, reemit_cli, replay_cli
 from pipeline.cli_common import CliError, with_db
 from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
@@ -118,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq_cli.add_parser(sub)
     orders_cli.add_parser(sub)
     replay_cli.add_parsers(sub)
+    fx_cli.add_parser(sub)
     schemas = sub.add_parser("schemas", help="JSON Schemas of the canonical events")
     schemas.add_argument("action", choices=["export"], help="write or print every event's schema")
     schemas.add_argument("--out", type=Path, help="directory for one <schema>.json per record")
@@ -148,6 +149,7 @@ _ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[An
     "dlq": dlq_cli.run,
     "orders": orders_cli.run,
     "reemit": reemit_cli.run,
+    "fx": fx_cli.run,
     "apps": credentials_cli.run,
     "channels": credentials_cli.run,
     "locations": credentials_cli.run,

@@ -63,6 +63,12 @@ class Settings:
     db_pool_max: int = 10
     log_level: str = "INFO"
     log_format: str = "json"
+    fx_providers: str = "ecb,oxr"
+    oxr_app_id: Secret = Secret("")
+    fx_refresh_minutes: float = 15.0
+    fx_cache_ttl_s: float = 3600.0
+    fx_http_timeout_s: float = 10.0
+    fx_max_age_days: int = 5
 
     @property
     def database_dsn(self) -> str:
@@ -84,6 +90,11 @@ class Settings:
     @property
     def dedupe_window_s(self) -> float:
         return self.dedupe_window_hours * 3600.0
+
+    @property
+    def fx_provider_names(self) -> tuple[str, ...]:
+        """The rate providers to try, in order."""
+        return tuple(p.strip() for p in self.fx_providers.split(","))
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and CLI flags use this)."""
@@ -117,6 +128,12 @@ _ENV: dict[str, str] = {
     "db_pool_max": "DB_POOL_MAX",
     "log_level": "LOG_LEVEL",
     "log_format": "LOG_FORMAT",
+    "fx_providers": "FX_PROVIDERS",
+    "oxr_app_id": "OXR_APP_ID",
+    "fx_refresh_minutes": "FX_REFRESH_MINUTES",
+    "fx_cache_ttl_s": "FX_CACHE_TTL_S",
+    "fx_http_timeout_s": "FX_HTTP_TIMEOUT_S",
+    "fx_max_age_days": "FX_MAX_AGE_DAYS",
 }
 
 ENV_VARS: tuple[str, ...] = tuple(_ENV.values())
@@ -126,6 +143,17 @@ _ENDPOINT_CHECKS = {
     "redis_url": check_redis_url,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FX_PROVIDERS = ("ecb", "oxr")
+
+
+def _check_fx_providers(env: str, raw: str) -> None:
+    names = [p.strip() for p in raw.split(",")]
+    unknown = [p for p in names if p not in FX_PROVIDERS]
+    if unknown or len(set(names)) != len(names):
+        raise SettingsError(
+            f"{env}={raw!r} must name each of {', '.join(FX_PROVIDERS)} at most once, "
+            "comma-separated, in the order to try them"
+        )
 
 
 def _convert(name: str, env: str, raw: str, kind: type) -> Any:
@@ -143,6 +171,8 @@ def _convert(name: str, env: str, raw: str, kind: type) -> Any:
         raise SettingsError(f"{env}={raw!r} must be one of {', '.join(_LOG_LEVELS)}")
     if name == "log_format" and value not in ("json", "text"):
         raise SettingsError(f"{env}={raw!r} must be 'json' or 'text'")
+    if name == "fx_providers":
+        _check_fx_providers(env, value)
     if name == "table_store" and value not in ("memory://", "rocksdb://"):
         raise SettingsError(f"{env}={raw!r} must be 'memory://' or 'rocksdb://'")
     return value

@@ -53,3 +53,11 @@ SELECT_REPLAY_RUN = _load("select_replay_run")
 SAVE_REPLAY_CHECKPOINT = _load("save_replay_checkpoint")
 FINISH_REPLAY_RUN = _load("finish_replay_run")
 SELECT_DELIVERY_STATUSES = _load("select_delivery_statuses")
+
+# Distributed locks: the fence check of a guarded write.
+ADVANCE_LOCK_FENCE = _load("advance_lock_fence")
+
+# Exchange-rate snapshots (`pipeline fx`).
+INSERT_EXCHANGE_RATES = _load("insert_exchange_rates")
+SELECT_EXCHANGE_RATE_DAYS = _load("select_exchange_rate_days")
+SELECT_EXCHANGE_RATES = _load("select_exchange_rates")

@@ -111,3 +111,27 @@ def test_with_overrides_returns_a_changed_copy() -> None:
 
 def test_every_field_has_one_distinct_variable() -> None:
     assert len(ENV_VARS) == len(set(ENV_VARS)) == len(Settings.__dataclass_fields__)
+
+
+def test_fx_settings_from_the_environment() -> None:
+    settings = load_settings(
+        {"FX_PROVIDERS": "oxr, ecb", "OXR_APP_ID": "app-123", "FX_CACHE_TTL_S": "60"}
+    )
+    assert settings.fx_provider_names == ("oxr", "ecb")
+    assert isinstance(settings.oxr_app_id, Secret)
+    assert settings.oxr_app_id.value == "app-123"
+    assert "app-123" not in repr(settings)
+    assert settings.fx_cache_ttl_s == 60.0
+    assert Settings().fx_provider_names == ("ecb", "oxr")
+
+
+@pytest.mark.parametrize("raw", ["ecb,fixer", "ecb,ecb", "ecb,", "ECB"])
+def test_fx_providers_must_be_known_and_named_once(raw: str) -> None:
+    with pytest.raises(SettingsError, match=r"^FX_PROVIDERS=.* must name each of ecb, oxr"):
+        load_settings({"FX_PROVIDERS": raw})
+
+
+@pytest.mark.parametrize(("var", "raw"), [("FX_MAX_AGE_DAYS", "0"), ("FX_REFRESH_MINUTES", "x")])
+def test_fx_numbers_are_checked(var: str, raw: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{var}="):
+        load_settings({var: raw})
