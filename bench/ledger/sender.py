@@ -52,6 +52,9 @@ def answer_problem(d: Delivery, answer: bytes) -> str | None:
     return f"{d.platform} delivery {d.delivery_id} was answered {got}"
 
 
+STOCK_WAIT_S = 120.0
+
+
 async def send_stock(run: Run) -> None:
     """Products and stock first, so paid orders reserve against real levels."""
     stock = stock_webhooks(random.Random(run.cfg.seed + 2), run.cfg.marketplaces)
@@ -59,19 +62,26 @@ async def send_stock(run: Run) -> None:
         for d in stock:
             if await post(http, run.ingress_url(f"/webhooks/{d.platform}"), d) != "200":
                 raise RuntimeError(f"{d.platform} stock webhook {d.topic} was refused")
+    began = time.monotonic()
     conn = await asyncpg.connect(run.settings.database_dsn)
     try:
         want = len(STOCKED) * len(LOCATIONS) + len(WOO_STOCKED) * run.cfg.marketplaces
-        for _ in range(300):
+        found = 0
+        # Generous: on a loaded machine the two workers' first rebalance alone can take half a
+        # minute; a stall here would still fail the run through its alarms and self-restarts.
+        while time.monotonic() - began < STOCK_WAIT_S:
             found = await conn.fetchval(
                 "SELECT count(*) FROM inventory_levels WHERE variant_id IS NOT NULL"
             )
             if found == want:
+                run.say(f"stock stored in {time.monotonic() - began:.1f} s")
                 return
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
-    raise RuntimeError("stock webhooks were not stored within 30 s")
+    raise RuntimeError(
+        f"stock webhooks were not stored within {STOCK_WAIT_S:g} s ({found} of {want} levels)"
+    )
 
 
 class Sender:
