@@ -54,7 +54,17 @@ def _old_adapters(platform: str) -> PlatformAdapter | None:
     return None if adapter is None else _OldReader(adapter)  # type: ignore[return-value]
 
 
-async def _send_orders(send: Sender, count: int, first: int = 7_000_000) -> None:
+# Order ids of this module's own (9_4x0_000 and up): the session database is shared, and the
+# crash and orders tests use 7_000_000 and up for the same shop.
+GAP_ORDERS, LETTER_ORDERS, RESUME_ORDERS, RETENTION_ORDERS = (
+    9_410_000,
+    9_430_000,
+    9_450_000,
+    9_470_000,
+)
+
+
+async def _send_orders(send: Sender, count: int, first: int) -> None:
     for i in range(count):
         payload = order_payload(first + i, updated_at="2026-11-20T10:00:00-05:00")
         assert await send("orders/updated", payload) == 200
@@ -93,13 +103,13 @@ async def _process_with_old_code(
         await consumer.stop()
 
 
-async def _statuses(resources: Resources, shop: str, orders: str = "70000") -> dict[str, int]:
+async def _statuses(resources: Resources, shop: str, first: int) -> dict[str, int]:
     """This test's deliveries' statuses (the session's database is shared with other tests)."""
     rows = await resources.pool.fetch(
         "SELECT status, count(*) AS n FROM webhook_events"
         " WHERE shop_id = $1 AND entity_key LIKE $2 GROUP BY status",
         shop,
-        f"%order:{orders}%",
+        f"%order:{str(first)[:5]}%",
     )
     return {r["status"]: r["n"] for r in rows}
 
@@ -108,9 +118,9 @@ async def test_a_reader_gap_closes_by_replaying_the_ignored_deliveries(
     settings: Settings, resources: Resources, send: Sender
 ) -> None:
     shop = "it-shop.myshopify.com"
-    await _send_orders(send, 12)
+    await _send_orders(send, 12, GAP_ORDERS)
     await _process_with_old_code(settings, resources)
-    assert (await _statuses(resources, shop)).get("IGNORED") == 12
+    assert await _statuses(resources, shop, GAP_ORDERS) == {"IGNORED": 12}
 
     plan = run_cli(settings, "replay", "--status", "IGNORED", "--platform", "shopify")
     assert plan.returncode == 0, plan.stderr
@@ -118,18 +128,18 @@ async def test_a_reader_gap_closes_by_replaying_the_ignored_deliveries(
     assert re.search(r"partition \d: offsets \d+-\d+", plan.stdout)
     assert "estimate:" in plan.stdout
     assert "dry run" in plan.stdout
-    assert (await _statuses(resources, shop)).get("IGNORED") == 12  # the dry run did nothing
+    assert await _statuses(resources, shop, GAP_ORDERS) == {"IGNORED": 12}  # the dry run: nothing
 
     done = run_cli(settings, "replay", "--status", "IGNORED", "--execute")
     assert done.returncode == 0, done.stderr
-    assert await _statuses(resources, shop) == {"COMPLETED": 12}
-    orders = "SELECT count(*) FROM orders WHERE shop_id = $1 AND external_id LIKE '70000%'"
+    assert await _statuses(resources, shop, GAP_ORDERS) == {"COMPLETED": 12}
+    orders = "SELECT count(*) FROM orders WHERE shop_id = $1 AND external_id LIKE '94100%'"
     assert await resources.pool.fetchval(orders, shop) == 12
 
     again = run_cli(settings, "replay", "--execute", "--platform", "shopify")
     assert again.returncode == 0, again.stderr
-    assert await _statuses(resources, shop) == {"COMPLETED": 12}  # updated once, not doubled
-    events = "SELECT count(*) FROM commerce_events WHERE shop_id = $1 AND entity_id LIKE '70000%'"
+    assert await _statuses(resources, shop, GAP_ORDERS) == {"COMPLETED": 12}  # once, not twice
+    events = "SELECT count(*) FROM commerce_events WHERE shop_id = $1 AND entity_id LIKE '94100%'"
     assert await resources.pool.fetchval(events, shop) == 12
 
 
@@ -137,9 +147,9 @@ async def test_dead_lettered_deliveries_are_stored_by_a_replay_once_the_gap_is_c
     settings: Settings, resources: Resources, send: Sender
 ) -> None:
     shop = "it-shop.myshopify.com"
-    await _send_orders(send, 5, first=7_300_000)
+    await _send_orders(send, 5, LETTER_ORDERS)
     await _process_with_old_code(settings, resources, channel_gap=True)
-    assert await _statuses(resources, shop, "73000") == {"DEAD_LETTERED": 5}
+    assert await _statuses(resources, shop, LETTER_ORDERS) == {"DEAD_LETTERED": 5}
     letters = "SELECT count(*) FROM dead_letters WHERE source_topic = $1"
     raw = topic_names(settings).raw
     assert await resources.pool.fetchval(letters, raw) == 5
@@ -147,7 +157,7 @@ async def test_dead_lettered_deliveries_are_stored_by_a_replay_once_the_gap_is_c
     for _ in range(2):
         done = run_cli(settings, "replay", "--status", "DEAD_LETTERED", "--execute")
         assert done.returncode == 0, done.stderr
-    assert await _statuses(resources, shop, "73000") == {"COMPLETED": 5}
+    assert await _statuses(resources, shop, LETTER_ORDERS) == {"COMPLETED": 5}
     assert await resources.pool.fetchval(letters, raw) == 5  # the letters stay, as history
 
 
@@ -155,7 +165,7 @@ async def _stored(resources: Resources) -> int:
     """This test's deliveries stored (the session's database is shared with other tests)."""
     return int(
         await resources.pool.fetchval(
-            "SELECT count(*) FROM webhook_events WHERE entity_key LIKE '%order:71000%'"
+            "SELECT count(*) FROM webhook_events WHERE entity_key LIKE '%order:94500%'"
         )
     )
 
@@ -163,7 +173,7 @@ async def _stored(resources: Resources) -> int:
 async def test_ctrl_c_saves_the_checkpoint_and_resume_finishes_the_run(
     settings: Settings, resources: Resources, send: Sender
 ) -> None:
-    await _send_orders(send, 60, first=7_100_000)
+    await _send_orders(send, 60, RESUME_ORDERS)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -209,7 +219,7 @@ async def test_ctrl_c_saves_the_checkpoint_and_resume_finishes_the_run(
 async def test_a_range_deleted_by_retention_is_reported_and_not_silently_skipped(
     settings: Settings, resources: Resources, send: Sender
 ) -> None:
-    await _send_orders(send, 12, first=7_200_000)
+    await _send_orders(send, 12, RETENTION_ORDERS)
     topic = topic_names(settings).raw
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
