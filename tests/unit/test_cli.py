@@ -109,7 +109,7 @@ def test_remove_needs_a_platform(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--platform" in err
 
 
-def test_topics_action_must_be_create(capsys: pytest.CaptureFixture[str]) -> None:
+def test_topics_action_must_be_create_or_describe(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(capsys, "topics", "delete")
     assert code == 2
     assert "invalid choice: 'delete'" in err
