@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import asyncpg
 from aiohttp import web
 
-from pipeline import credentials_cli, dlq_cli, orders_cli, topics_cli
+from pipeline import credentials_cli, dlq_cli, orders_cli, tables_cli, topics_cli
 from pipeline.cli_common import CliError, with_db
 from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["create", "describe"],
         help="create missing topics, check the rest; or show retention and offsets",
     )
+    tables_cli.add_parser(sub)
 
     credentials_cli.add_parsers(sub)
     dlq_cli.add_parser(sub)
@@ -141,6 +142,7 @@ _ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[An
     "channels": credentials_cli.run,
     "locations": credentials_cli.run,
     "topics": topics_cli.run,
+    "tables": tables_cli.run,
 }
 
 
