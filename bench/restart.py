@@ -214,7 +214,12 @@ async def run(
             await fill_dedupe_table(settings, keys)
             print(f"filled {keys} keys in {time.monotonic() - filling:.1f} s", file=sys.stderr)
             await produce_orders(settings, 1, first)
+            cold = time.monotonic()
             worker.start()
+            url = f"http://127.0.0.1:{settings.worker_web_port}/readyz"
+            if await worker.wait_http(url, timeout_s):
+                # No local state yet: what a pod on a new volume (or any memory worker) pays.
+                print(f"first start: ready after {time.monotonic() - cold:.1f} s", file=sys.stderr)
             if not await wait_stored(settings, first, timeout_s):
                 raise RuntimeError(
                     f"first {first} deliveries not stored:\n{worker.log_text()[-4000:]}"
