@@ -4,9 +4,9 @@ Faust's own windowed expiry is lost on restart (faust-streaming #385), so expiry
 explicit: a lookup ignores entries older than the window, and `mark` deletes them from the
 table (and so from its changelog) a bounded number at a time.
 
-What the restored table holds is learnt in the background of the first batches after a start
-or rebalance (`LOAD_PER_BATCH` entries per batch, one pass for every partition): a pass over a
-million RocksDB entries takes tens of seconds, which the first batch must not wait for. Until it
+What the restored table holds is learnt in the background of the batches after a start or
+rebalance (at most `LOAD_BUDGET_S` of each batch, one pass for every partition): a pass over a
+million RocksDB entries takes over a minute here, which no batch must wait for. Until it
 completes nothing expires, which only delays deletes; lookups never depend on it.
 """
 
@@ -24,7 +24,8 @@ from faust.streams import _current_event
 from pipeline.outcomes import RawMessage
 
 MAX_DELETES_PER_BATCH = 5_000
-LOAD_PER_BATCH = 50_000
+LOAD_BUDGET_S = 0.05
+_LOAD_STEP = 500  # entries between two looks at the clock
 
 
 @contextmanager
@@ -58,7 +59,7 @@ class TableSeenDeliveries:
         return entry is not None and entry[0] >= self._clock() - self._window
 
     def mark(self, items: Sequence[tuple[str, RawMessage]]) -> None:
-        self._load(LOAD_PER_BATCH)
+        self._load(LOAD_BUDGET_S)
         now = self._clock()
         by_partition: dict[int, Any] = {}
         for key, raw in items:
@@ -83,14 +84,14 @@ class TableSeenDeliveries:
         else:
             self._held.setdefault(partition, []).append((seen_at, key))
 
-    def _load(self, budget: int) -> None:
-        """Read up to `budget` more entries of the table into the expiry queues."""
+    def _load(self, budget_s: float) -> None:
+        """Read more entries of the table into the expiry queues, for about `budget_s`."""
         if self._expiry is not None:
             return
         if self._loading is None:
             self._loading = iter(self._table.items())
         try:
-            self._take(self._loading, budget)
+            self._take(self._loading, time.monotonic() + budget_s)
         except RuntimeError:  # a dict-backed table changed under the iterator: read it whole
             self._held = {}
             self._take(list(self._table.items()), None)
@@ -99,12 +100,12 @@ class TableSeenDeliveries:
         self._expiry = {p: deque(sorted(entries)) for p, entries in self._held.items()}
         self._held = {}
 
-    def _take(self, entries: Iterable[tuple[Any, Any]], budget: int | None) -> None:
-        """Hold up to `budget` entries (all when None); clears `_loading` once exhausted."""
+    def _take(self, entries: Iterable[tuple[Any, Any]], deadline: float | None) -> None:
+        """Hold entries until `deadline` (all when None); clears `_loading` once exhausted."""
         for taken, (key, value) in enumerate(entries, start=1):
             if value is not None:
                 self._held.setdefault(int(value[1]), []).append((float(value[0]), str(key)))
-            if budget is not None and taken >= budget:
+            if deadline is not None and taken % _LOAD_STEP == 0 and time.monotonic() > deadline:
                 return
         self._loading = None
 

@@ -171,7 +171,8 @@ def test_a_big_restored_table_is_learnt_over_several_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first batch after a start must not wait for a pass over the whole table."""
-    monkeypatch.setattr(dedupe, "LOAD_PER_BATCH", 2)
+    monkeypatch.setattr(dedupe, "_LOAD_STEP", 2)
+    monkeypatch.setattr(dedupe, "LOAD_BUDGET_S", -1.0)  # the deadline is always past: 2 a batch
 
     class Restored(dict[str, Any]):
         def items(self) -> Any:  # an iterator that tolerates writes, as RocksDB's does
