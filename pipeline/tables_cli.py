@@ -94,7 +94,7 @@ async def _show(settings: Settings, count: bool) -> int:
     spans = await (tables.read_changelog(settings) if count else tables.offset_spans(settings))
     print(
         f"dedupe table {DEDUPE_TABLE}: changelog {tables.changelog(settings)}, window "
-        f"{settings.dedupe_window_hours:g} h, store {settings.table_store}"
+        f"{settings.dedupe_window_hours:g} h"
     )
     workers = f"{group.members} worker(s)" if group.active else "no worker"
     print(f"consumer group {group.group}: {workers} (state {group.state})")
