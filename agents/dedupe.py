@@ -3,6 +3,11 @@
 Faust's own windowed expiry is lost on restart (faust-streaming #385), so expiry here is
 explicit: a lookup ignores entries older than the window, and `mark` deletes them from the
 table (and so from its changelog) a bounded number at a time.
+
+What the restored table holds is learnt in the background of the batches after a start or
+rebalance (at most `LOAD_BUDGET_S` of each batch, one pass for every partition): a pass over a
+million RocksDB entries takes over a minute here, which no batch must wait for. Until it
+completes nothing expires, which only delays deletes; lookups never depend on it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +24,8 @@ from faust.streams import _current_event
 from pipeline.outcomes import RawMessage
 
 MAX_DELETES_PER_BATCH = 5_000
+LOAD_BUDGET_S = 0.05
+_LOAD_STEP = 500  # entries between two looks at the clock
 
 
 @contextmanager
@@ -43,41 +50,68 @@ class TableSeenDeliveries:
         self._table = table
         self._window = window_s
         self._clock = clock
-        self._expiry: dict[int, deque[tuple[float, str]]] = {}
+        self._expiry: dict[int, deque[tuple[float, str]]] | None = None
+        self._loading: Iterator[tuple[Any, Any]] | None = None
+        self._held: dict[int, list[tuple[float, str]]] = {}
 
     def is_seen(self, key: str) -> bool:
         entry = self._table.get(key)
         return entry is not None and entry[0] >= self._clock() - self._window
 
     def mark(self, items: Sequence[tuple[str, RawMessage]]) -> None:
+        self._load(LOAD_BUDGET_S)
         now = self._clock()
         by_partition: dict[int, Any] = {}
         for key, raw in items:
             with acting_for(raw.handle):
                 self._table[key] = [now, raw.partition]
-            self._queue(raw.partition).append((now, key))
+            self._remember(raw.partition, now, key)
             by_partition[raw.partition] = raw.handle
+        if self._expiry is None:
+            return  # still learning what the restored table holds: expire later
         for partition, event in by_partition.items():
             self._expire(partition, event, now - self._window)
 
     def forget_assignment(self) -> None:
-        """Partitions moved: rebuild expiry queues from the table when next needed."""
-        self._expiry.clear()
+        """Partitions moved: learn the restored table again, from the next batch on."""
+        self._expiry = None
+        self._loading = None
+        self._held = {}
 
-    def _queue(self, partition: int) -> deque[tuple[float, str]]:
-        queue = self._expiry.get(partition)
-        if queue is None:
-            # First touch since start or rebalance: learn what the restored table holds.
-            held = [
-                (float(v[0]), str(k))
-                for k, v in self._table.items()
-                if v is not None and v[1] == partition
-            ]
-            queue = self._expiry[partition] = deque(sorted(held))
-        return queue
+    def _remember(self, partition: int, seen_at: float, key: str) -> None:
+        if self._expiry is not None:
+            self._expiry.setdefault(partition, deque()).append((seen_at, key))
+        else:
+            self._held.setdefault(partition, []).append((seen_at, key))
+
+    def _load(self, budget_s: float) -> None:
+        """Read more entries of the table into the expiry queues, for about `budget_s`."""
+        if self._expiry is not None:
+            return
+        if self._loading is None:
+            self._loading = iter(self._table.items())
+        try:
+            self._take(self._loading, time.monotonic() + budget_s)
+        except RuntimeError:  # a dict-backed table changed under the iterator: read it whole
+            self._held = {}
+            self._take(list(self._table.items()), None)
+        if self._loading is not None:
+            return
+        self._expiry = {p: deque(sorted(entries)) for p, entries in self._held.items()}
+        self._held = {}
+
+    def _take(self, entries: Iterable[tuple[Any, Any]], deadline: float | None) -> None:
+        """Hold entries until `deadline` (all when None); clears `_loading` once exhausted."""
+        for taken, (key, value) in enumerate(entries, start=1):
+            if value is not None:
+                self._held.setdefault(int(value[1]), []).append((float(value[0]), str(key)))
+            if deadline is not None and taken % _LOAD_STEP == 0 and time.monotonic() > deadline:
+                return
+        self._loading = None
 
     def _expire(self, partition: int, event: Any, cutoff: float) -> None:
-        queue = self._queue(partition)
+        assert self._expiry is not None
+        queue = self._expiry.setdefault(partition, deque())
         deleted = 0
         with acting_for(event):
             while queue and queue[0][0] < cutoff and deleted < MAX_DELETES_PER_BATCH:

@@ -124,12 +124,21 @@ class StreamSupervisor:
             committed = self._committed
             if committed is None:
                 committed = self._committed = await self._until_kafka_answers(self._group_offsets)
-            tp = TP(*partition)
+            # Every partition of this topic in one request: each request crosses to Faust's
+            # consumer thread, and six in turn kept a restarted worker's first batch ~9 s.
+            wanted = {TP(*partition)} | {
+                tp for tp in self._consumer.assignment() if tp.topic == partition[0]
+            }
             earliests = await self._until_kafka_answers(
-                partial(self._consumer.earliest_offsets, tp)
+                partial(self._consumer.earliest_offsets, *sorted(wanted))
             )
-            known = [o for o in (committed.get(partition), earliests.get(tp)) if o is not None]
-            self._starts[partition] = max(known) if known else None
+            starts: dict[Partition, int | None] = {}
+            for tp in wanted:
+                key = (tp.topic, tp.partition)
+                known = [o for o in (committed.get(key), earliests.get(tp)) if o is not None]
+                starts[key] = max(known) if known else None
+            for key, start in starts.items():
+                self._starts.setdefault(key, start)
         return self._starts[partition]
 
     async def _until_kafka_answers(self, ask: Callable[[], Awaitable[T]]) -> T:

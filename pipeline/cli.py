@@ -17,13 +17,21 @@ from typing import Any, NoReturn
 
 import asyncpg
 from aiohttp import web
-from aiokafka.errors import KafkaError
 
-from pipeline import credentials_cli, dlq_cli, fx_cli, orders_cli, reemit_cli, replay_cli
+from pipeline import (
+    credentials_cli,
+    dlq_cli,
+    fx_cli,
+    orders_cli,
+    reemit_cli,
+    replay_cli,
+    tables_cli,
+    topics_cli,
+)
 from pipeline.cli_common import CliError, with_db
 from pipeline.errors import DependencyError
 from pipeline.ingress import create_web_app
-from pipeline.kafka import TopicMismatch, ensure_topics
+from pipeline.kafka import TopicMismatch
 from pipeline.logs import configure_logging
 from pipeline.migrations import MigrationError, migrate
 from pipeline.settings import Settings, SettingsError, load_settings
@@ -43,17 +51,6 @@ async def _migrate(settings: Settings) -> int:
         return 0
 
     return await with_db(settings, run)
-
-
-async def _topics_create(settings: Settings) -> int:
-    try:
-        created = await ensure_topics(settings)
-    except (KafkaError, TimeoutError, OSError) as exc:
-        raise CliError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc!r})"
-        ) from None
-    print(f"created {', '.join(created)}" if created else "topics are in place")
-    return 0
 
 
 def _run_ingress(settings: Settings, host: str | None, port: int | None) -> int:
@@ -111,7 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("migrate", help="apply SQL migrations (safe to repeat)")
     topics = sub.add_parser("topics", help="Kafka topics")
-    topics.add_argument("action", choices=["create"], help="create missing topics, check the rest")
+    topics.add_argument(
+        "action",
+        choices=["create", "describe"],
+        help="create missing topics, check the rest; or show retention and offsets",
+    )
+    tables_cli.add_parser(sub)
 
     credentials_cli.add_parsers(sub)
     reemit_cli.add_parser(sub)
@@ -155,6 +157,8 @@ _ASYNC_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[An
     "locations": credentials_cli.run,
     "replay": replay_cli.run,
     "rebuild": replay_cli.run,
+    "topics": topics_cli.run,
+    "tables": tables_cli.run,
 }
 
 
@@ -191,8 +195,6 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format, service=args.command)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
-    if args.command == "topics":
-        return asyncio.run(_topics_create(settings))
     if args.command in _ASYNC_COMMANDS:
         return asyncio.run(_ASYNC_COMMANDS[args.command](settings, args))
     if args.command == "ingress":

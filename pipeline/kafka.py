@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.producer import Producer
 from pipeline.settings import Settings
-from pipeline.topics import RAW_MAX_MESSAGE_BYTES, TopicNames, TopicSpec, topic_specs
+from pipeline.topics import (
+    RAW_MAX_MESSAGE_BYTES,
+    TopicNames,
+    TopicSpec,
+    retention_change,
+    topic_specs,
+)
 
 _TOPIC_ALREADY_EXISTS = 36
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself
 
 
 class TopicMismatch(RuntimeError):
@@ -46,17 +55,101 @@ def topic_names(settings: Settings) -> TopicNames:
     return TopicNames(prefix=settings.topic_prefix)
 
 
-async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
-    """Create missing topics with explicit partition counts; refuse ones with the wrong count."""
-    specs = topic_specs(
+def pipeline_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic this deployment owns, the dedupe changelog included."""
+    return topic_specs(
         topic_names(settings),
         settings.partitions,
         settings.replication_factor,
         settings.retry_tiers,
         settings.app_id,
+        settings.raw_retention_ms,
     )
+
+
+async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
+    """Create missing topics with explicit partition counts; refuse ones with the wrong count."""
     async with _admin(settings, timeout_s) as admin:
-        return await _ensure(admin, specs)
+        return await _ensure(admin, pipeline_topic_specs(settings))
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """topic -> every config the broker reports for it (defaults included)."""
+    return {t: c for t, (c, _) in (await _configs(admin, topics)).items()}
+
+
+async def _configs(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """topic -> (every config, the configs set on the topic itself)."""
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+    found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.to_object()["resources"]:
+            entries = resource["config_entries"]
+            found[resource["resource_name"]] = (
+                {e["config_names"]: e["config_value"] for e in entries},
+                {
+                    e["config_names"]: e["config_value"]
+                    for e in entries
+                    if e["config_source"] == _DYNAMIC_TOPIC_CONFIG
+                },
+            )
+    return found
+
+
+async def align_raw_retention(settings: Settings) -> str | None:
+    """Bring an existing raw topic's retention.ms to RAW_RETENTION_DAYS when that lengthens it;
+    a shorter setting is only reported, since shortening deletes what a replay could need.
+    Returns what was done or found, or None when the topic already matches."""
+    raw = topic_names(settings).raw
+    want = settings.raw_retention_ms
+    async with _admin(settings) as admin:
+        everything, own = (await _configs(admin, [raw]))[raw]
+        have = int(everything["retention.ms"])
+        action = retention_change(have, want)
+        if action == "same":
+            return None
+        if action == "keep":
+            return (
+                f"warning: {raw} keeps retention.ms={have} but RAW_RETENTION_DAYS asks for "
+                f"{want}; not shortened (that would delete replayable history); to shorten it: "
+                f"kafka-configs.sh --alter --entity-type topics --entity-name {raw} "
+                f"--add-config retention.ms={want}"
+            )
+        # AlterConfigs replaces the topic's own configs: send them all, retention changed.
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, raw, {**own, "retention.ms": str(want)})]
+        )
+        return f"altered {raw} retention.ms {have} -> {want}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """The worker consumer group as the coordinator sees it."""
+
+    group: str
+    state: str
+    members: int
+
+    @property
+    def active(self) -> bool:
+        """Some worker is in the group (running, joining or rebalancing)."""
+        return self.members > 0 or self.state not in ("Empty", "Dead", "")
+
+
+async def worker_group_state(settings: Settings) -> GroupState:
+    """Whether workers run now: the group's state and member count (Empty when none)."""
+    group = consumer_group(settings)
+    async with _admin(settings) as admin:
+        responses = await admin.describe_consumer_groups([group])
+    for response in responses:
+        for entry in response.to_object()["groups"]:
+            if entry["group"] == group:
+                return GroupState(group, str(entry["state"]), len(entry["members"]))
+    return GroupState(group, "Dead", 0)
 
 
 def consumer_group(settings: Settings) -> str:
@@ -74,6 +167,28 @@ async def _admin(settings: Settings, timeout_s: float = 30.0) -> AsyncIterator[A
         yield admin
     finally:
         await admin.close()
+
+
+open_admin = _admin  # for the CLI modules that ask Kafka about the pipeline's topics
+
+
+@asynccontextmanager
+async def reader(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer in no group, for reading offsets and records without committing anything."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+    await consumer.start()
+    # Let the coordinator's task begin: stopped before its first step, aiokafka 0.14 raises
+    # CancelledError out of stop().
+    await asyncio.sleep(0.1)
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def group_offsets(settings: Settings) -> dict[tuple[str, int], int]:

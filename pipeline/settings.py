@@ -45,6 +45,7 @@ class Settings:
     replication_factor: int = 1
     app_id: str = "commerce-pipeline"
     dedupe_window_hours: float = 72.0
+    raw_retention_days: float = 30.0
     table_store: str = "memory://"
     table_data_dir: str = ".run/tables"
     worker_web_port: int = 6066
@@ -96,6 +97,11 @@ class Settings:
         """The rate providers to try, in order."""
         return tuple(p.strip() for p in self.fx_providers.split(","))
 
+    @property
+    def raw_retention_ms(self) -> int:
+        """How long Kafka keeps the raw topic: how far back a replay can reach."""
+        return round(self.raw_retention_days * 24 * 3600 * 1000)
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and CLI flags use this)."""
         return replace(self, **changes)
@@ -110,6 +116,7 @@ _ENV: dict[str, str] = {
     "replication_factor": "PIPELINE_REPLICATION_FACTOR",
     "app_id": "PIPELINE_APP_ID",
     "dedupe_window_hours": "DEDUPE_WINDOW_HOURS",
+    "raw_retention_days": "RAW_RETENTION_DAYS",
     "table_store": "TABLE_STORE",
     "table_data_dir": "TABLE_DATA_DIR",
     "worker_web_port": "WORKER_WEB_PORT",

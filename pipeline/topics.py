@@ -15,7 +15,10 @@ DEDUPE_TABLE = "seen-deliveries"
 
 # A body may reach 1 MiB and JSON escaping can double it; the broker default (1 MiB) is too small.
 RAW_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-RAW_RETENTION_MS = 14 * 24 * 3600 * 1000
+# The raw topic keeps what `RAW_RETENTION_DAYS` says (how far back a replay reaches); the
+# canonical, dead-letter and retry topics keep this.
+EVENT_RETENTION_MS = 14 * 24 * 3600 * 1000
+RAW_RETENTION_MS = 30 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ def topic_specs(
     replication_factor: int,
     retry_tiers: int = 0,
     app_id: str | None = None,
+    raw_retention_ms: int = RAW_RETENTION_MS,
 ) -> list[TopicSpec]:
     """Every topic the pipeline uses, with `app_id` the dedupe table's changelog as well.
 
@@ -80,14 +84,15 @@ def topic_specs(
     """
     big = {
         "max.message.bytes": str(RAW_MAX_MESSAGE_BYTES),
-        "retention.ms": str(RAW_RETENTION_MS),
+        "retention.ms": str(EVENT_RETENTION_MS),
     }
     compact = {"cleanup.policy": "compact"}
     if replication_factor > 1:
         big["min.insync.replicas"] = "2"
         compact["min.insync.replicas"] = "2"
+    raw = {**big, "retention.ms": str(raw_retention_ms)}
     return [
-        TopicSpec(names.raw, partitions, replication_factor, dict(big)),
+        TopicSpec(names.raw, partitions, replication_factor, raw),
         *(
             TopicSpec(names.canonical(stream), partitions, replication_factor, dict(big))
             for stream in CANONICAL_STREAMS
@@ -103,3 +108,14 @@ def topic_specs(
             else []
         ),
     ]
+
+
+def retention_change(have_ms: int, want_ms: int) -> str:
+    """What `topics create` does when an existing topic keeps `have_ms` and the setting says
+    `want_ms`: "same", "lengthen" (altered: nothing is lost), or "keep" (a shorter setting
+    would delete history a replay may need, so it is reported and left to an operator)."""
+    if have_ms == want_ms:
+        return "same"
+    if have_ms == -1 or (0 <= want_ms < have_ms):
+        return "keep"
+    return "lengthen"

@@ -103,10 +103,24 @@ def test_remove_needs_a_platform(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--platform" in err
 
 
-def test_topics_action_must_be_create(capsys: pytest.CaptureFixture[str]) -> None:
+def test_topics_action_must_be_create_or_describe(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(capsys, "topics", "delete")
     assert code == 2
     assert "invalid choice: 'delete'" in err
+
+
+def test_tables_reset_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, "tables", "reset")
+    assert code == 2
+    assert err.strip() == (
+        "pipeline: error: tables reset forgets every remembered delivery; add --yes to do it"
+    )
+
+
+def test_tables_action_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(capsys, "tables", "drop")
+    assert code == 2
+    assert "invalid choice: 'drop'" in err
 
 
 def test_non_numeric_port_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

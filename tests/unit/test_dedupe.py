@@ -165,3 +165,24 @@ def test_forget_assignment_rebuilds_the_queue_from_the_table() -> None:
     mark(seen, "now")
     assert sorted(k for k, _ in table.deletes) == ["mine", "restored"]
     assert "elsewhere" in table
+
+
+def test_a_big_restored_table_is_learnt_over_several_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first batch after a start must not wait for a pass over the whole table."""
+    monkeypatch.setattr(dedupe, "_LOAD_STEP", 2)
+    monkeypatch.setattr(dedupe, "LOAD_BUDGET_S", -1.0)  # the deadline is always past: 2 a batch
+
+    class Restored(dict[str, Any]):
+        def items(self) -> Any:  # an iterator that tolerates writes, as RocksDB's does
+            return iter(list(super().items()))
+
+    table = Restored({f"old{n}": [800.0 - n, 0] for n in range(5)})
+    seen = TableSeenDeliveries(table, WINDOW, clock=lambda: 1_000.0)
+    for n in range(2):
+        seen.mark([(f"new{n}", raw(envelope(), handle=Handle("p0")))])
+    assert all(f"old{n}" in table for n in range(5)), "nothing expires while still learning"
+    seen.mark([("new2", raw(envelope(), handle=Handle("p0")))])
+    assert not any(f"old{n}" in table for n in range(5))
+    assert {"new0", "new1", "new2"} <= set(table)

@@ -41,6 +41,7 @@ PIPELINE_ENV_VARS = frozenset(
         "PIPELINE_REPLICATION_FACTOR",
         "PIPELINE_TOPIC_PREFIX",
         "DEDUPE_WINDOW_HOURS",
+        "RAW_RETENTION_DAYS",
         "TABLE_STORE",
         "TABLE_DATA_DIR",
         "WORKER_WEB_PORT",
@@ -523,6 +524,14 @@ def test_compose_env_var_names_are_known() -> None:
 
 
 # --------------------------------------------------------------------------- Dockerfile
+
+
+def test_compose_worker_keeps_rocksdb_tables_on_a_volume() -> None:
+    worker = service("worker")
+    env = worker["environment"]
+    assert env["TABLE_STORE"] == "rocksdb://"
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in worker["volumes"]}
+    assert volumes.get(env["TABLE_DATA_DIR"]) in compose()["volumes"]
 
 
 def test_dockerfile_runtime_image() -> None:

@@ -138,6 +138,24 @@ async def test_the_start_is_the_later_of_committed_and_the_log_start() -> None:
     assert await sup2.start_of(("raw", 0)) == 12
 
 
+async def test_one_request_learns_the_start_of_every_partition_of_the_topic() -> None:
+    """Each request crosses to Faust's consumer thread: one per partition delayed a restart."""
+    tps = {TP("raw", p) for p in range(6)} | {TP("other", 0)}
+    consumer = FakeConsumer(tps=tps, earliest={TP("raw", 3): 30})
+    asked: list[tuple[TP, ...]] = []
+    real = consumer.earliest_offsets
+
+    async def counting(*partitions: TP) -> Mapping[TP, int]:
+        asked.append(partitions)
+        return await real(*partitions)
+
+    consumer.earliest_offsets = counting  # type: ignore[method-assign]
+    sup, _ = supervisor(consumer, {("raw", p): 10 for p in range(6)})
+    starts = [await sup.start_of(("raw", p)) for p in range(6)]
+    assert starts == [10, 10, 10, 30, 10, 10]
+    assert asked == [tuple(TP("raw", p) for p in range(6))]
+
+
 async def test_an_assignment_forgets_what_was_learned() -> None:
     committed = {("raw", 0): 5}
     sup, _ = supervisor(FakeConsumer(), committed)
