@@ -187,6 +187,7 @@ class StreamSupervisor:
 
     async def _progress_alarm(self, ready: bool) -> tuple[str, str, object] | None:
         """The alarm this tick raises, if any: (name, reason, state)."""
+        self.watchdog.checking()
         if not ready:  # recovering or rebalancing: waiting is expected
             self.watchdog.reset()
             return None

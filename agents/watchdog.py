@@ -25,6 +25,7 @@ class StallWatchdog:
         self._timeout = timeout_s
         self._clock = clock
         self._last = clock()
+        self._last_check: float | None = None
         self._busy = 0
         # partition -> (when, next offset to process then), oldest first
         self._processed: dict[Partition, deque[tuple[float, int]]] = {}
@@ -41,6 +42,15 @@ class StallWatchdog:
         """A rebalance or recovery is a reason to wait: start the clock again."""
         self._last = self._clock()
         self._processed.clear()
+
+    def checking(self) -> None:
+        """Called at the start of every check. A gap since the previous one of more than half
+        the timeout (a check that waited for Kafka through an outage, a blocked loop) means the
+        time in between was not watched, so it cannot count towards a stall: start again."""
+        now = self._clock()
+        if self._last_check is not None and now - self._last_check > self._timeout / 2:
+            self.reset()
+        self._last_check = now
 
     def stalled(self, messages_waiting: bool) -> bool:
         if self._busy or not messages_waiting:

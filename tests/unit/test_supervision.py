@@ -175,12 +175,28 @@ async def test_idle_with_lag_past_the_timeout_raises_the_stall_alarm(
     now = [0.0]
     monkeypatch.setattr(sup.watchdog, "_clock", lambda: now[0])
     sup.watchdog.reset()
-    await sup.check_progress(ready=True)
+    for now[0] in (0.0, 2.0, 4.0):  # checked every 2 s: every moment is watched
+        await sup.check_progress(ready=True)
     now[0] = 6.0
     with pytest.raises(Replaced):
         await sup.check_progress(ready=True)
     assert sup.alarms.counts[STALL_ALARM] == 1
     assert "with lag outstanding" in reasons[0]
+
+
+async def test_a_check_that_waited_through_an_outage_is_not_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tp = TP("raw", 0)
+    consumer = FakeConsumer(tps={tp}, highwaters={tp: 100})
+    sup, reasons = supervisor(consumer, {("raw", 0): 10}, timeout_s=5.0)
+    now = [0.0]
+    monkeypatch.setattr(sup.watchdog, "_clock", lambda: now[0])
+    sup.watchdog.reset()
+    await sup.check_progress(ready=True)
+    now[0] = 47.0  # the last check waited for Kafka until it came back
+    await sup.check_progress(ready=True)
+    assert reasons == []
 
 
 async def test_not_ready_is_never_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +218,8 @@ async def test_commits_that_trail_processing_raise_the_commit_alarm(
     now = [0.0]
     monkeypatch.setattr(sup.watchdog, "_clock", lambda: now[0])
     assert await drain(sup, FakeStream([[(0, 5), (0, 6)]])) == [[5, 6]]
-    await sup.check_progress(ready=True)  # processed to 7, Kafka holds 5
+    for now[0] in (0.0, 2.0, 4.0):  # processed to 7, Kafka holds 5
+        await sup.check_progress(ready=True)
     now[0] = 6.0
     with pytest.raises(Replaced):
         await sup.check_progress(ready=True)

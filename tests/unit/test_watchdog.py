@@ -95,3 +95,21 @@ def test_commits_are_not_judged_while_a_batch_is_in_hand() -> None:
     dog.batch_done()
     now[0] = 305.0
     assert not dog.commits_stuck({P: (100, 150)})  # the clock starts again after the batch
+
+
+def test_time_not_watched_does_not_count_towards_a_stall() -> None:
+    # A check waited 47 s for Kafka through an outage; right after it, nothing had arrived for
+    # 47 s, which is the outage, not a stall (seen in the ledger: a false alarm and a restart).
+    now = [0.0]
+    dog = StallWatchdog(15.0, clock=lambda: now[0])
+    dog.checking()
+    dog.batch_started()
+    dog.batch_done()
+    now[0] = 47.0
+    dog.checking()
+    assert not dog.stalled(messages_waiting=True)
+    now[0] = 47.0 + 2.5 * 7  # checked every 2.5 s, messages waiting, none received
+    for tick in range(1, 8):
+        now[0] = 47.0 + 2.5 * tick
+        dog.checking()
+    assert dog.stalled(messages_waiting=True)
