@@ -202,6 +202,7 @@ class StreamSupervisor:
         try:
             positions = await self._commit_positions()
         except _KAFKA_AWAY:
+            self.watchdog.reset()  # nothing can commit while Kafka is away: judge from its return
             return None
         if not self.watchdog.commits_stuck(positions):
             return None

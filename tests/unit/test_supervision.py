@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
 from agents.offsets import Partition
@@ -196,6 +197,33 @@ async def test_a_check_that_waited_through_an_outage_is_not_a_stall(
     await sup.check_progress(ready=True)
     now[0] = 47.0  # the last check waited for Kafka until it came back
     await sup.check_progress(ready=True)
+    assert reasons == []
+
+
+async def test_commits_are_judged_from_when_kafka_answers_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tp = TP("raw", 0)
+    sup, reasons = supervisor(FakeConsumer(tps={tp}, highwaters={tp: 7}), {("raw", 0): 5}, 5.0)
+    answers = sup._group_offsets
+    away = [False]
+
+    async def group_offsets() -> dict[Partition, int]:
+        if away[0]:
+            raise KafkaConnectionError("broker restarting")
+        return await answers()
+
+    monkeypatch.setattr(sup, "_group_offsets", group_offsets)
+    now = [0.0]
+    monkeypatch.setattr(sup.watchdog, "_clock", lambda: now[0])
+    assert await drain(sup, FakeStream([[(0, 5), (0, 6)]])) == [[5, 6]]
+    await sup.check_progress(ready=True)  # processed to 7, Kafka holds 5
+    away[0] = True
+    for now[0] in (2.0, 4.0, 6.0, 8.0):  # Kafka away: the commit cannot land
+        await sup.check_progress(ready=True)
+    away[0] = False
+    now[0] = 10.0
+    await sup.check_progress(ready=True)  # back: Faust gets its chance to commit first
     assert reasons == []
 
 
