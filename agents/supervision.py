@@ -192,10 +192,11 @@ class StreamSupervisor:
             self.watchdog.reset()
             return None
         try:
-            waiting = await self._messages_waiting()
+            waiting = await self._messages_waiting()  # may wait for Kafka to learn a start
         except _KAFKA_AWAY:
             self.watchdog.reset()  # Kafka is away: a restart would not help, so wait for it
             return None
+        self.watchdog.checking()  # a long wait just now was an outage, not a stall
         if self.watchdog.stalled(waiting):
             reason = f"no messages for {self._timeout:g} s with lag outstanding"
             return STALL_ALARM, reason, None
@@ -204,6 +205,7 @@ class StreamSupervisor:
         except _KAFKA_AWAY:
             self.watchdog.reset()  # nothing can commit while Kafka is away: judge from its return
             return None
+        self.watchdog.checking()
         if not self.watchdog.commits_stuck(positions):
             return None
         behind = [TP(*p) for p, (done, to) in positions.items() if done is None or done < to]

@@ -44,9 +44,10 @@ class StallWatchdog:
         self._processed.clear()
 
     def checking(self) -> None:
-        """Called at the start of every check. A gap since the previous one of more than half
-        the timeout (a check that waited for Kafka through an outage, a blocked loop) means the
-        time in between was not watched, so it cannot count towards a stall: start again."""
+        """Called at the start of every check and after each wait inside it. A gap since the
+        previous call of more than half the timeout (a check that waited for Kafka through an
+        outage, a blocked loop) means the time in between was not watched, so it cannot count
+        towards a stall: start again."""
         now = self._clock()
         if self._last_check is not None and now - self._last_check > self._timeout / 2:
             self.reset()

@@ -227,6 +227,27 @@ async def test_commits_are_judged_from_when_kafka_answers_again(
     assert reasons == []
 
 
+async def test_a_start_learnt_only_when_kafka_came_back_is_not_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After a rebalance the check asks Kafka where each partition starts; through an outage
+    # that wait lasted 33 s, and the same check then saw 33 s without messages.
+    tp = TP("raw", 0)
+    sup, reasons = supervisor(FakeConsumer(tps={tp}, highwaters={tp: 100}), {("raw", 0): 10}, 5.0)
+    answers = sup._group_offsets
+    now = [0.0]
+
+    async def after_the_outage() -> dict[Partition, int]:
+        now[0] += 33.0
+        return await answers()
+
+    monkeypatch.setattr(sup, "_group_offsets", after_the_outage)
+    monkeypatch.setattr(sup.watchdog, "_clock", lambda: now[0])
+    sup.watchdog.reset()
+    await sup.check_progress(ready=True)
+    assert reasons == []
+
+
 async def test_not_ready_is_never_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
     tp = TP("raw", 0)
     sup, reasons = supervisor(FakeConsumer(tps={tp}, highwaters={tp: 100}), {("raw", 0): 10})
