@@ -8,33 +8,16 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.envelope import Envelope
-from pipeline.platforms.registry import adapter_for
 from pipeline.publish import canonical_message
 from pipeline.topics import TopicNames
 from schemas.catalogue import AnyEvent
 from schemas.decode import RECORDS_BY_SCHEMA, EventDecodeError, from_json
 from schemas.events import to_json
-from tests.unit.test_emitted_events_match_schemas import FIXTURES, _cases, _headers
+from tests.unit.test_emitted_events_match_schemas import _cases, normalize_fixture
 
 
 def _events(platform: str, name: str) -> list[AnyEvent]:
-    adapter = adapter_for(platform)
-    assert adapter is not None
-    body = (FIXTURES / platform / f"{name}.json").read_bytes()
-    headers = _headers(platform, name, body)
-    shop = adapter.shop_of(headers, body)
-    info = adapter.describe(shop, headers, body)
-    envelope = Envelope(
-        platform=platform,
-        shop_id=shop,
-        topic=info.topic,
-        delivery_id=info.delivery_id,
-        received_at_ms=1_732_100_000_000,
-        entity_key=info.entity_key,
-        body=body,
-    )
-    return list(adapter.normalize(envelope).events)
+    return list(normalize_fixture(platform, name)[0].events)
 
 
 def _jsonb_order(value: Any) -> Any:
